@@ -1,0 +1,210 @@
+"""Built-in ``guard-eval`` commands: benchmarks, plugins, score, run, tiny-model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from guard_eval.hookspecs import hookimpl
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+
+
+def cmd_benchmarks(args: argparse.Namespace) -> int:
+    from guard_eval.benchmarks import BenchmarkDataError
+    from guard_eval.default_benchmarks import SUITES
+    from guard_eval.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    owners = pm.owners("guard_register_benchmarks")
+    rows = []
+    for name, b in sorted(pm.registry("guard_register_benchmarks").items(), key=lambda kv: (kv[1].task.value, kv[0])):
+        if args.count:
+            try:
+                count = str(len(b.load(args.data_dir, source="local")))
+            except BenchmarkDataError:
+                count = "missing"
+        else:
+            count = str(b.expected_count or "")
+        path = b.local_path(args.data_dir)
+        where = "embedded" if b.embedded else ("found" if path and path.exists() else ("hub" if b.hub else "missing"))
+        rows.append([name, b.task.value, b.title, count, where, owners.get(name, "?")])
+    print(_table(rows, ["benchmark", "task", "title", "samples", "data", "plugin"]))
+    print("\nsuites: " + "; ".join(f"{k} ({len(v)})" for k, v in SUITES.items()))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from guard_eval.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    hooks = [h for h in dir(pm.hook) if h.startswith("guard_register_") and h != "guard_register_commands"]
+    provided: dict[str, list[str]] = {}
+    for hook in hooks:
+        for plugin, item in pm.collect(hook):
+            provided.setdefault(plugin, []).append(f"{hook.removeprefix('guard_register_')}:{getattr(item, 'name', '?')}")
+    report = [
+        {"name": name, "source": pm.sources.get(name, "?"), "provides": provided.get(name, [])}
+        for name, _ in pm.list_name_plugin()
+    ]
+    if args.json:
+        print(json.dumps({"plugins": report, "errors": [str(e) for e in pm.errors]}, indent=2))
+    else:
+        for p in report:
+            print(f"{p['name']}  ({p['source']})")
+            for item in p["provides"]:
+                print(f"    {item}")
+        for e in pm.errors:
+            print(f"ERROR: {e}", file=sys.stderr)
+    return 1 if pm.errors else 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from guard_eval.metrics import binary_metrics
+    from guard_eval.runner import read_records
+    from guard_eval.verdict import TaskType, normalize_label, parse_verdict
+
+    task = TaskType(args.task)
+    results = {}
+    for path in map(Path, args.predictions):
+        if not path.exists():
+            raise FileNotFoundError(f"predictions file not found: {path}")
+        rows = read_records(path)
+        gold, pred = [], []
+        for i, row in enumerate(rows, 1):
+            try:
+                gold.append(normalize_label(row[args.label_field], task))
+                pred.append(parse_verdict(row[args.predict_field]).label(task))
+            except (KeyError, ValueError) as e:
+                raise ValueError(f"{path}: record {i}: {type(e).__name__}: {e}") from e
+        m = binary_metrics(gold, pred, task, bootstrap=args.bootstrap)
+        results[str(path)] = {"task": task.value, **m.to_dict()}
+    rows = [
+        [p, m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
+         f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['accuracy']:.2f}", m["parse_failures"]]
+        for p, m in results.items()
+    ]  # fmt: skip
+    print(_table(rows, ["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"]))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from guard_eval.generation import GenerationConfig, get_backend
+    from guard_eval.modeling import checkpoint_metadata
+    from guard_eval.runner import EvalRun, resolve_benchmarks
+
+    benchmarks = resolve_benchmarks(args.benchmarks)  # fail on a bad name before loading a model
+    model = args.model
+    if model == "tiny":  # the embedded default: a tiny Llama built locally (random weights unless trained)
+        from guard_eval.tiny import build_tiny_model
+
+        model = str(Path(args.output) / "tiny-model")
+        if not Path(model, "config.json").exists():
+            build_tiny_model(model)
+    output = Path(args.output)
+    if args.overwrite and output.exists():
+        shutil.rmtree(output)
+    options = {"device": args.device, "dtype": args.dtype} if args.backend in ("hf", "auto") else {}
+    backend = get_backend(args.backend, model, **options)
+    run = EvalRun(
+        backend=backend,
+        benchmarks=benchmarks,
+        output_dir=output,
+        model_info={"name": args.name or Path(model).name, "path": model, "backend": backend.name,
+                    "metadata": checkpoint_metadata(model)},  # fmt: skip
+        generation=GenerationConfig(
+            max_new_tokens=args.max_new_tokens, temperature=args.temperature, num_samples=args.num_samples,
+            batch_size=args.batch_size, seed=args.seed,
+        ),  # fmt: skip
+        prompt_variant=args.prompt_variant,
+        data_dir=args.data_dir,
+        source=args.source,
+        limit=args.limit,
+        sample_seed=args.sample_seed,
+        progress=not args.no_progress,
+    )
+    results = run.run()
+    rows = [
+        [name, m["task"], m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
+         f"{m['accuracy']:.2f}", m["parse_failures"]]
+        for name, m in results["benchmarks"].items()
+    ]  # fmt: skip
+    print(_table(rows, ["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"]))
+    for task, avg in results["averages"].items():
+        print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
+    print(f"results: {output / 'results.json'}")
+    return 0
+
+
+def cmd_tiny_model(args: argparse.Namespace) -> int:
+    from guard_eval.tiny import build_tiny_model
+
+    print(build_tiny_model(args.output, seed=args.seed))
+    return 0
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="data directory (default: $GUARD_DATA_DIR, else ../shared/data if present)")
+    p.add_argument("--source", choices=["auto", "local", "hub"], default="auto", help="where to read test sets from")
+
+
+@hookimpl
+def guard_register_commands(program, subparsers):
+    if program != "guard-eval":
+        return
+    from guard_eval.prompting import PROMPT_VARIANTS
+    from guard_eval.verdict import TaskType
+
+    p = subparsers.add_parser("benchmarks", help="list registered benchmarks")
+    add_data_options(p)
+    p.add_argument("--count", action="store_true", help="load each local file and count its samples")
+    p.set_defaults(func=cmd_benchmarks)
+
+    p = subparsers.add_parser("plugins", help="list loaded plugins, what they provide, and plugin errors")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_plugins)
+
+    p = subparsers.add_parser("score", help="score GuardReasoner-format predictions files (fields predict, label)")
+    p.add_argument("predictions", nargs="+", help="JSONL files")
+    p.add_argument("--task", required=True, choices=[t.value for t in TaskType])
+    p.add_argument("--predict-field", default="predict")
+    p.add_argument("--label-field", default="label")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the F1 CI (0: none)")
+    p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.set_defaults(func=cmd_score)
+
+    p = subparsers.add_parser("run", help="generate, parse and score a model on benchmarks (resumable)")
+    p.add_argument("--model", required=True, help="HF model dir, hub id, LoRA adapter dir, or 'tiny' (embedded)")
+    p.add_argument("--benchmarks", nargs="+", default=["demo"], help="benchmark or suite names (default: demo)")
+    p.add_argument("--output", required=True, help="output dir (results.json + samples.jsonl); re-run to resume")
+    p.add_argument("--name", help="label for this checkpoint in reports")
+    p.add_argument("--backend", default="auto", help="generation backend (see `guard-eval plugins`)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--dtype", help="float32, bfloat16 ... (default: bf16 on GPU, fp32 on CPU)")
+    p.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="chat")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--num-samples", type=int, default=1, help="completions per prompt")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="at most N samples per benchmark")
+    p.add_argument("--sample-seed", type=int, help="with --limit: a seeded random subset instead of the first N")
+    p.add_argument("--overwrite", action="store_true", help="delete the output dir first instead of resuming")
+    p.add_argument("--no-progress", action="store_true")
+    add_data_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("tiny-model", help="build the tiny local Llama used by the demo and the tests")
+    p.add_argument("output")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_tiny_model)

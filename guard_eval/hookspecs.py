@@ -1,0 +1,99 @@
+"""Hook specifications: everything guard-bench can be extended with.
+
+Registration hooks return a list; the host flattens the lists of all plugins, and a name registered twice is an
+error naming both plugins. Built-ins are plugins too (``guard_eval.plugins.DEFAULT_PLUGINS``); third-party plugins are
+found through the ``guard_bench`` entry-point group::
+
+    # pyproject.toml of a plugin package
+    [project.entry-points.guard_bench]
+    my_plugin = "my_package.plugin"      # a module with @hookimpl functions
+
+Each object a hook returns has a unique ``name`` attribute.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+    from guard_eval.benchmarks import Benchmark
+    from guard_eval.generation import BackendSpec
+
+PROJECT = "guard_bench"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guard_register_benchmarks() -> list[Benchmark]:
+    """Register benchmarks (test sets with a task type and a gold-label mapping).
+
+    :return: :class:`guard_eval.benchmarks.Benchmark` objects. Their ``name`` is what ``guard-eval run --benchmarks``,
+        the Inspect task names and the lm-eval task names use.
+    """
+
+
+@hookspec
+def guard_register_backends() -> list[BackendSpec]:
+    """Register text-generation backends (HF transformers, vLLM, an Inspect model, ...).
+
+    :return: :class:`guard_eval.generation.BackendSpec` objects. ``backend="auto"`` picks the available spec with the
+        highest ``priority``.
+    """
+
+
+@hookspec
+def guard_register_judges() -> list[Any]:
+    """Register reasoning-quality judges.
+
+    :return: :class:`guard_eval.judging.Judge` objects: a ``name`` and a ``score`` method turning traces into
+        0-100 scores with the four rubric components (correctness, coherence, relevance, specificity).
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guard_register_rewards() -> list[Any]:
+    """Register reward functions for GRPO and preference-pair scoring.
+
+    :return: :class:`guard_train.rewards.Reward` objects wrapping a TRL-style callable
+        ``(prompts, completions, **columns) -> list[float | None]``.
+    """
+
+
+@hookspec
+def guard_register_training_methods() -> list[Any]:
+    """Register training methods (``guard-train <name> --config FILE``).
+
+    :return: :class:`guard_train.methods.TrainingMethod` objects: a ``name``, a config dataclass whose field
+        metadata ``help`` is the CLI help, and a ``run(config)`` function.
+    """
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def guard_register_commands(program: str, subparsers: argparse._SubParsersAction) -> None:
+    """Add sub-commands to a command-line program.
+
+    :param program: ``"guard-eval"`` or ``"guard-train"``; add commands only to the program you extend.
+    :param subparsers: the program's ``argparse`` sub-parsers. Set ``func`` on your parser with
+        ``parser.set_defaults(func=callable)``; it is called with the parsed ``argparse.Namespace`` and its return
+        value becomes the exit code.
+    """

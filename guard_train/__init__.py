@@ -1,0 +1,1 @@
+"""guard_train: SFT, preference pairs, DPO, GRPO and iterative refinement for reasoning guard models."""
