@@ -55,8 +55,9 @@ def guard_register_backends() -> list[BackendSpec]:
 def guard_register_judges() -> list[Any]:
     """Register reasoning-quality judges.
 
-    :return: :class:`guard_eval.judging.Judge` objects: a ``name`` and a ``score`` method turning traces into
-        0-100 scores with the four rubric components (correctness, coherence, relevance, specificity).
+    :return: :class:`guard_eval.judging.JudgeSpec` objects: a ``name`` and a factory building a judge whose
+        ``score`` method turns traces into 0-100 scores with the four rubric components (correctness, coherence,
+        relevance, specificity).
     """
 
 
