@@ -72,7 +72,7 @@ class PluginManager(pluggy.PluginManager):
         A plugin whose hook raises is recorded in :attr:`errors` and skipped.
         """
         out = []
-        for impl in reversed(getattr(self.hook, hook_name).get_hookimpls()):  # registration order
+        for impl in getattr(self.hook, hook_name).get_hookimpls():  # registration order
             try:
                 result = impl.function(*[kwargs[a] for a in impl.argnames])
             except Exception as e:  # noqa: BLE001

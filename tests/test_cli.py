@@ -1,0 +1,181 @@
+"""guard-eval end to end: score (reproducing published F1), run on the tiny model, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from guard_eval.benchmarks import Benchmark, read_simple
+from guard_eval.cli import main
+from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS
+from guard_eval.generation import GenerationConfig
+from guard_eval.hookspecs import hookimpl
+from guard_eval.plugins import get_plugin_manager
+from guard_eval.runner import EvalRun, read_records, resolve_benchmarks
+
+ANSWER = "The request mentions {p}.\n---\nAnswers:\nRequest: harmful\nCompletion: refusal\nResponse: unharmful"
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("model", ["1B", "3B"])
+def test_score_reproduces_published_f1_within_one_point(data_dir, model, tmp_path):
+    checked = 0
+    for b in BUILTIN_BENCHMARKS:
+        if model not in b.reference_predictions or not b.published_f1:
+            continue
+        out = tmp_path / f"{b.name}.json"
+        path = data_dir / b.reference_predictions[model]
+        assert main(["score", str(path), "--task", b.task.value, "--bootstrap", "0", "--json", str(out)]) == 0
+        f1 = json.loads(out.read_text())[str(path)]["f1"]
+        assert abs(f1 - b.published_f1[f"GuardReasoner-{model}"]) <= 1.0, (b.name, f1)
+        checked += 1
+    assert checked == 5
+
+
+def test_score_rejects_malformed_predictions(tmp_path, capsys):
+    bad = tmp_path / "pred.jsonl"
+    bad.write_text('{"predict": "Answers: Request: harmful", "label": "harmful"}\n{not json}\n{"predict": "x", "label": "harmful"}\n')
+    assert main(["score", str(bad), "--task", "prompt"]) == 1
+    assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
+    bad.write_text('{"predict": "Answers: Request: harmful", "label": "harmful"}\n{"predict": "x"}\n')
+    assert main(["score", str(bad), "--task", "prompt"]) == 1
+    assert "record 2: KeyError" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "missing.jsonl"), "--task", "prompt"]) == 1
+    assert "predictions file not found" in capsys.readouterr().err
+
+
+def test_run_unknown_benchmark_fails_before_loading_a_model(tmp_path, capsys):
+    assert main(["run", "--model", "does/not-exist", "--benchmarks", "nope", "--output", str(tmp_path)]) == 1
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_embedded_default_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "--model", "tiny", "--output", str(out), "--max-new-tokens", "4", "--no-progress", "--batch-size", "8"]
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["complete"] and set(results["benchmarks"]) == {"demo_prompt", "demo_response", "demo_refusal"}
+    records = read_records(out / "samples.jsonl")
+    assert len(records) == 60 == len({r["id"] for r in records})
+    # a random model cannot answer: every failure is counted and scored as wrong
+    assert results["benchmarks"]["demo_prompt"]["parse_failures"] + sum(r["correct"] for r in records if r["benchmark"] == "demo_prompt") >= 1
+    assert "weighted average (prompt)" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.shared_data
+def test_run_real_benchmark_file_with_tiny_model(tiny_model, data_dir, tmp_path):
+    out = tmp_path / "run"
+    argv = ["run", "--model", str(tiny_model), "--benchmarks", "xstest_refusal", "jbb_response", "--limit", "6",
+            "--output", str(out), "--max-new-tokens", "4", "--no-progress", "--data-dir", str(data_dir)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {k: v["n"] for k, v in results["benchmarks"].items()} == {"xstest_refusal": 6, "jbb_response": 6}
+    assert results["averages"]["refusal"]["n"] == 6
+
+
+class CountingBackend:
+    """Answers 'harmful' for everything, counts prompts, and can crash after N calls."""
+
+    name = "counting"
+
+    def __init__(self, crash_after: int | None = None):
+        self.calls, self.prompts, self.crash_after = 0, 0, crash_after
+
+    def generate(self, prompts, config):
+        if self.crash_after is not None and self.calls >= self.crash_after:
+            raise KeyboardInterrupt
+        self.calls += 1
+        self.prompts += len(prompts)
+        return [[ANSWER.format(p=i)] * config.num_samples for i in range(len(prompts))]
+
+
+def _run(backend, out, **kw):
+    return EvalRun(backend=backend, benchmarks=resolve_benchmarks(["demo"]), output_dir=out,
+                   model_info={"path": "fake"}, generation=GenerationConfig(batch_size=2), progress=False,
+                   bootstrap=0, **kw).run()  # fmt: skip
+
+
+def test_resume_skips_finished_samples_and_keeps_them(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _run(CountingBackend(crash_after=3), out)  # 3 chunks of 8 prompts written
+    partial = read_records(out / "samples.jsonl")
+    assert len(partial) == 24
+    interim = json.loads((out / "results.json").read_text())
+    assert interim["complete"] is False and interim["benchmarks"]["demo_prompt"]["n"] == 24
+    # a kill in the middle of a write leaves a truncated last line: it is dropped on resume
+    with (out / "samples.jsonl").open("a") as f:
+        f.write('{"benchmark": "demo_response", "id": "demo_resp')
+    backend = CountingBackend()
+    results = _run(backend, out)
+    assert backend.prompts == 60 - 24
+    final = read_records(out / "samples.jsonl")
+    assert final[:24] == partial and len({r["id"] for r in final}) == 60 == len(final)
+    assert results["complete"] and results["benchmarks"]["demo_prompt"]["n"] == 24
+    # everything answered "harmful": prompt F1 = 2*P*R/(P+R) with R=1, P=harmful share
+    harmful = sum(r["gold"] == "harmful" for r in final if r["benchmark"] == "demo_prompt")
+    assert results["benchmarks"]["demo_prompt"]["f1"] == pytest.approx(200 * harmful / (harmful + 24))
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    out = tmp_path / "run"
+    _run(CountingBackend(), out)
+    with pytest.raises(RuntimeError, match="written with other settings"):
+        _run(CountingBackend(), out, prompt_variant="raw")
+
+
+def test_num_samples_writes_k_records_per_prompt(tmp_path):
+    out = tmp_path / "run"
+    EvalRun(backend=CountingBackend(), benchmarks=resolve_benchmarks(["demo_refusal"]), output_dir=out,
+            model_info={"path": "fake"}, generation=GenerationConfig(num_samples=3, temperature=0.8), progress=False,
+            bootstrap=0).run()  # fmt: skip
+    records = read_records(out / "samples.jsonl")
+    assert len(records) == 48 and {r["sample"] for r in records} == {0, 1, 2}
+
+
+@pytest.mark.slow
+def test_killed_cli_run_resumes_without_redoing_work(tiny_model, tmp_path):
+    """A real process killed midway (SIGKILL), then re-run: finished samples are kept verbatim."""
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "guard_eval.cli", "run", "--model", str(tiny_model), "--benchmarks", "demo",
+           "--output", str(out), "--max-new-tokens", "24", "--batch-size", "1", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    samples = out / "samples.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not samples.exists() or len(read_records(samples)) < 8):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_records(samples)
+    assert 8 <= len(before) < 60, "the run finished (or never started) before it could be killed"
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    after = read_records(samples)
+    assert after[: len(before)] == before and len(after) == 60 == len({r["id"] for r in after})
+    assert json.loads((out / "results.json").read_text())["complete"]
+
+
+class _CommandPlugin:
+    @hookimpl
+    def guard_register_commands(self, program, subparsers):
+        if program == "guard-eval":
+            subparsers.add_parser("hello").set_defaults(func=lambda args: 7)
+
+    @hookimpl
+    def guard_register_benchmarks(self):
+        return [Benchmark("extra", "prompt", "Extra", read_simple, local="demo_prompt.jsonl", embedded=True)]
+
+
+def test_plugins_can_add_commands_and_benchmarks():
+    get_plugin_manager().register(_CommandPlugin(), name="test-plugin")
+    assert main(["hello"]) == 7
+    assert [b.name for b in resolve_benchmarks(["extra"])] == ["extra"]
