@@ -1,4 +1,4 @@
-"""Built-in ``guard-eval`` commands: benchmarks, plugins, score, run, tiny-model."""
+"""Built-in ``guard-eval`` commands: benchmarks, plugins, score, run, merge, tiny-model."""
 
 from __future__ import annotations
 
@@ -96,7 +96,63 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
+    """(k, n) from --shard K/N, or from torchrun/accelerate's RANK and WORLD_SIZE; and whether it came from a launcher."""
+    import os
+
+    if args.shard:
+        try:
+            k, n = map(int, args.shard.split("/"))
+        except ValueError:
+            raise ValueError(f"--shard takes K/N (e.g. 0/4), got {args.shard!r}") from None
+        if not 0 <= k < n:
+            raise ValueError(f"--shard {args.shard}: K must be in 0..N-1")
+        return (k, n), False
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return ((int(os.environ.get("RANK", "0")), world), True) if world > 1 else (None, False)
+
+
+def _print_results(results: dict) -> None:
+    rows = [
+        [name, m["task"], m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
+         f"{m['accuracy']:.2f}", m["parse_failures"]]
+        for name, m in results["benchmarks"].items()
+    ]  # fmt: skip
+    print(_table(rows, ["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"]))
+    for task, avg in results["averages"].items():
+        print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
+
+
+def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
+    import time
+
+    from guard_eval.runner import RESULTS_FILE, merge_runs
+
+    dirs = [output / f"shard-{k}-of-{n}" for k in range(n)]
+    deadline = time.time() + timeout_s
+    while not all((d / RESULTS_FILE).exists() and json.loads((d / RESULTS_FILE).read_text()).get("complete") for d in dirs):
+        if time.time() > deadline:
+            raise RuntimeError(f"shards of {output} did not all complete; merge later with `guard-eval merge {output}`")
+        time.sleep(2)
+    return merge_runs(dirs, output)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from guard_eval.runner import merge_runs
+
+    output = Path(args.output)
+    dirs = sorted(output.glob("shard-*-of-*"), key=lambda d: int(d.name.split("-")[1]))
+    if not dirs:
+        raise FileNotFoundError(f"no shard-K-of-N dirs in {output}")
+    n = int(dirs[0].name.rsplit("-", 1)[1])
+    if len(dirs) != n:
+        raise ValueError(f"{output}: found {len(dirs)} of {n} shards")
+    _print_results(merge_runs(dirs, output))
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    import os
     import shutil
 
     from guard_eval.generation import GenerationConfig, get_backend
@@ -104,6 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guard_eval.runner import EvalRun, resolve_benchmarks
 
     benchmarks = resolve_benchmarks(args.benchmarks)  # fail on a bad name before loading a model
+    shard, launched = _shard(args)
     model = args.model
     if model == "tiny":  # the embedded default: a tiny Llama built locally (random weights unless trained)
         from guard_eval.tiny import build_tiny_model
@@ -112,14 +169,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not Path(model, "config.json").exists():
             build_tiny_model(model)
     output = Path(args.output)
-    if args.overwrite and output.exists():
+    if args.overwrite and output.exists() and (shard is None or shard[0] == 0):
         shutil.rmtree(output)
-    options = {"device": args.device, "dtype": args.dtype} if args.backend in ("hf", "auto") else {}
+    run_dir = output / f"shard-{shard[0]}-of-{shard[1]}" if shard else output
+    device = args.device
+    if launched and device is None:
+        import torch
+
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    options = {"device": device, "dtype": args.dtype} if args.backend in ("hf", "auto") else {}
     backend = get_backend(args.backend, model, **options)
     run = EvalRun(
         backend=backend,
         benchmarks=benchmarks,
-        output_dir=output,
+        output_dir=run_dir,
+        shard=shard,
         model_info={"name": args.name or Path(model).name, "path": model, "backend": backend.name,
                     "metadata": checkpoint_metadata(model)},  # fmt: skip
         generation=GenerationConfig(
@@ -134,14 +198,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     results = run.run()
-    rows = [
-        [name, m["task"], m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
-         f"{m['accuracy']:.2f}", m["parse_failures"]]
-        for name, m in results["benchmarks"].items()
-    ]  # fmt: skip
-    print(_table(rows, ["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"]))
-    for task, avg in results["averages"].items():
-        print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
+    if launched:  # under torchrun / accelerate launch: rank 0 merges the shards once all are complete
+        if shard[0] != 0:
+            return 0
+        results = _wait_and_merge(output, shard[1])
+    elif shard:
+        output = run_dir
+    _print_results(results)
     print(f"results: {output / 'results.json'}")
     return 0
 
@@ -200,9 +263,15 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--limit", type=int, help="at most N samples per benchmark")
     p.add_argument("--sample-seed", type=int, help="with --limit: a seeded random subset instead of the first N")
     p.add_argument("--overwrite", action="store_true", help="delete the output dir first instead of resuming")
+    p.add_argument("--shard", help="K/N: evaluate every N-th sample from the K-th into OUTPUT/shard-K-of-N "
+                   "(set automatically under torchrun / accelerate launch, where rank 0 merges the shards)")
     p.add_argument("--no-progress", action="store_true")
     add_data_options(p)
     p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("merge", help="merge OUTPUT/shard-K-of-N dirs of a data-parallel run into OUTPUT")
+    p.add_argument("output")
+    p.set_defaults(func=cmd_merge)
 
     p = subparsers.add_parser("tiny-model", help="build the tiny local Llama used by the demo and the tests")
     p.add_argument("output")

@@ -133,6 +133,7 @@ class EvalRun:
     limit: int | None = None
     sample_seed: int | None = None
     chunk_size: int | None = None  # samples generated between two writes; default 4 batches
+    shard: tuple[int, int] | None = None  # (k, n): this process evaluates samples k, k+n, k+2n, ... (data parallel)
     progress: bool = True
     bootstrap: int = 1000
 
@@ -144,6 +145,7 @@ class EvalRun:
             "generation": {k: v for k, v in self.generation.to_dict().items() if k != "batch_size"},
             "limit": self.limit,
             "sample_seed": self.sample_seed,
+            "shard": list(self.shard) if self.shard else None,
         }
 
     def _check_resume(self, results_path: Path) -> dict[str, Any] | None:
@@ -192,6 +194,8 @@ class EvalRun:
         with samples_path.open("a", encoding="utf-8") as sink:
             for bench in self.benchmarks:
                 samples = bench.load(self.data_dir, self.source, self.limit, self.sample_seed)
+                if self.shard:
+                    samples = samples[self.shard[0] :: self.shard[1]]
                 expected[bench.name] = len(samples)
                 todo = [s for s in samples if (s.id, 0 if n > 1 else None) not in done]
                 bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=bench.name,
@@ -212,3 +216,23 @@ class EvalRun:
                 bar.close()
         write(complete=True)
         return results
+
+
+def merge_runs(shard_dirs: Sequence[Path], output_dir: Path, bootstrap: int = 1000) -> dict[str, Any]:
+    """Merge the output dirs of data-parallel shards into one run (samples.jsonl + results.json)."""
+    shards = [json.loads((Path(d) / RESULTS_FILE).read_text()) for d in shard_dirs]
+    records = [r for d in shard_dirs for r in read_records(Path(d) / SAMPLES_FILE)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / SAMPLES_FILE).open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    benchmarks, averages = summarize(records, bootstrap)
+    for name, m in benchmarks.items():
+        m["expected"] = sum(s["benchmarks"].get(name, {}).get("expected") or 0 for s in shards)
+    settings = {**shards[0]["settings"], "shard": None}
+    results = {
+        **shards[0], "settings": settings, "shards": [str(d) for d in shard_dirs],
+        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+        "complete": all(s.get("complete") for s in shards), "benchmarks": benchmarks, "averages": averages,
+    }  # fmt: skip
+    _atomic_write_json(output_dir / RESULTS_FILE, results)
+    return results

@@ -179,3 +179,25 @@ def test_plugins_can_add_commands_and_benchmarks():
     get_plugin_manager().register(_CommandPlugin(), name="test-plugin")
     assert main(["hello"]) == 7
     assert [b.name for b in resolve_benchmarks(["extra"])] == ["extra"]
+
+
+def test_data_parallel_shards_merge_into_one_run(tmp_path, monkeypatch, capsys):
+    """Two ranks (as torchrun would launch them) split the samples; rank 0 merges; the merge equals a 1-process run."""
+    from guard_eval import default_commands
+    from guard_eval.runner import merge_runs
+
+    single = tmp_path / "single"
+    _run(CountingBackend(), single)
+    out = tmp_path / "dp"
+    for k in (1, 0):
+        _run(CountingBackend(), out / f"shard-{k}-of-2", shard=(k, 2))
+    merged = merge_runs([out / "shard-0-of-2", out / "shard-1-of-2"], out, bootstrap=0)
+    expected = json.loads((single / "results.json").read_text())
+    assert merged["complete"]
+    for name, m in expected["benchmarks"].items():
+        assert (merged["benchmarks"][name]["n"], merged["benchmarks"][name]["f1"]) == (m["n"], m["f1"])
+    assert sorted(r["id"] for r in read_records(out / "samples.jsonl")) == sorted(r["id"] for r in read_records(single / "samples.jsonl"))
+    assert main(["merge", str(out)]) == 0 and "demo_prompt" in capsys.readouterr().out
+    assert default_commands._wait_and_merge(out, 2, timeout_s=5)["complete"]
+    with pytest.raises(ValueError, match="K/N"):
+        default_commands._shard(type("A", (), {"shard": "2"})())
