@@ -87,8 +87,14 @@ def build_tiny_model(
     num_layers: int = 2,
     vocab_size: int = 1024,
     max_position_embeddings: int = 4096,
+    intermediate_size: int | None = None,
+    num_heads: int | None = None,
 ) -> Path:
-    """Write a tiny random-weight Llama + tokenizer to ``output_dir`` and return the path."""
+    """Write a random-weight Llama + the local tokenizer to ``output_dir`` and return the path.
+
+    The defaults give the tests' 140k-parameter model; larger shapes (e.g. ``hidden_size=1024, num_layers=16``, about
+    0.2B parameters) give a Llama-shaped model for GPU pipeline runs, still without any download.
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
@@ -97,10 +103,10 @@ def build_tiny_model(
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,
-        intermediate_size=hidden_size * 2,
+        intermediate_size=intermediate_size or hidden_size * 2,
         num_hidden_layers=num_layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=num_heads or max(4, hidden_size // 64),
+        num_key_value_heads=max(2, (num_heads or max(4, hidden_size // 64)) // 4),
         max_position_embeddings=max_position_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
