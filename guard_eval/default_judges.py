@@ -1,4 +1,5 @@
-"""Built-in judges: ``heuristic`` (offline, deterministic) and ``llm`` (any local HF or Inspect model)."""
+"""Built-in judges: ``heuristic`` (offline, deterministic) and ``llm`` (any local HF or Inspect model), and the
+``guard-eval judge`` command that applies one to a results dir."""
 
 from __future__ import annotations
 
@@ -20,6 +21,39 @@ def _llm(**options: Any):
     return LLMJudge(**options)
 
 
+def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+    """``["model=openai/gpt-4o-mini", "retries=3"]`` -> options; values are JSON when they parse, else strings."""
+    import json
+
+    options: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--judge-option takes KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_judge(args) -> int:
+    from guard_eval.judging.results import judge_run
+
+    s = judge_run(args.results, args.judge, parse_options(args.judge_option), args.output, args.overwrite,
+                  progress=not args.no_progress)  # fmt: skip
+    fmt = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
+    rows = [(name, g) for name, g in s["by_benchmark"].items()] + [("all", s)]
+    print(f"reasoning quality ({s['judge']} judge): total = 0.3 correctness + 0.3 coherence + 0.2 relevance + 0.2 specificity")
+    print("| benchmark | n | errors | total | correctness | coherence | relevance | specificity |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, g in rows:
+        print(f"| {name} | {g['n']} | {g['errors']} | {fmt(g['total'])} | {fmt(g['correctness'])} | {fmt(g['coherence'])} "
+              f"| {fmt(g['relevance'])} | {fmt(g['specificity'])} |")
+    print(f"per-sample scores: {s['file']}; summary added to results.json under 'reasoning_quality'")
+    return 0
+
+
 @hookimpl
 def guard_register_judges():
     return [
@@ -28,3 +62,19 @@ def guard_register_judges():
         JudgeSpec("llm", _llm, "asks a model with the rubric prompt; options model=HF_DIR or an Inspect model name "
                   "(openai/gpt-4o-mini), retries=N"),
     ]  # fmt: skip
+
+
+
+@hookimpl
+def guard_register_commands(program, subparsers):
+    if program != "guard-eval":
+        return
+    p = subparsers.add_parser("judge", help="score the reasoning of every trace in a results dir (0-100 rubric)")
+    p.add_argument("results", help="a `guard-eval run` output dir (results.json + samples.jsonl)")
+    p.add_argument("--judge", default="heuristic", help="registered judge: heuristic (offline) or llm (default: heuristic)")
+    p.add_argument("--judge-option", action="append", metavar="KEY=VALUE",
+                   help="judge option, repeatable: model=openai/gpt-4o-mini, model=path/to/hf_dir, retries=3")
+    p.add_argument("--output", help="per-sample scores file (default: RESULTS/judged.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="judge every sample again instead of resuming")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_judge)

@@ -1,0 +1,152 @@
+"""Lay a :class:`~guard_eval.leaderboard.table.Table` out as Markdown, CSV, a self-contained HTML page, or a PNG chart."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+from datetime import UTC, datetime
+
+from guard_eval.leaderboard.table import GROUP_TITLES, Cell, Table
+
+FORMATS = ("md", "csv", "html", "png")
+
+
+def _fmt(cell: Cell, ci: bool = True, bold: bool = False, digits: int = 1) -> str:
+    if cell.value is None:
+        return "–"
+    text = f"{cell.value:.{digits}f}" + ("*" if cell.partial else "")
+    if bold and cell.best:
+        text = f"**{text}**"
+    if ci and cell.ci:
+        text += f" [{cell.ci[0]:.{digits}f}, {cell.ci[1]:.{digits}f}]"
+    return text
+
+
+def _header(table: Table) -> list[str]:
+    return [f"{col.label} ({col.group})" if col.kind == "average" else col.label for col in table.columns]
+
+
+def to_markdown(table: Table, ci: bool = True) -> str:
+    header = ["checkpoint", *_header(table)]
+    rows = [[run.name, *[_fmt(c, ci, bold=True) for c in cells]] for run, cells in table.rows]
+    groups = []
+    for group in dict.fromkeys(col.group for col in table.columns):
+        names = [col.label for col in table.columns if col.group == group and col.kind == "benchmark"]
+        groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names) or 'judge score'}")
+    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
+    line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
+    out = [line(header), "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"]
+    out += [line(r) for r in rows]
+    return "\n".join(["; ".join(groups), "", *out, "", *[f"_{n}_" for n in table.notes]]) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    """One row per run; per column its value, interval bounds and sample count (machine-readable, no bold)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    header = ["checkpoint", "source", "kind"]
+    for col in table.columns:
+        key = col.key.replace(":", "_")
+        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_n"]
+    writer.writerow(header)
+    num = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
+    for run, cells in table.rows:
+        row = [run.name, run.source, run.kind]
+        for c in cells:
+            row += [num(c.value), num(c.ci[0] if c.ci else None), num(c.ci[1] if c.ci else None), "" if c.n is None else c.n]
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def to_png(table: Table, dpi: int = 120) -> bytes:
+    """A grouped bar chart: one group of bars per column, one bar per run, bootstrap intervals as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    cols = list(range(len(table.columns)))
+    n_runs = len(table.rows)
+    width = 0.8 / max(1, n_runs)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cols) + 2), 4.2), dpi=dpi)
+    for i, (run, cells) in enumerate(table.rows):
+        x = np.array(cols) + (i - (n_runs - 1) / 2) * width
+        values = np.array([c.value if c.value is not None else np.nan for c in cells])
+        err = np.array([[c.value - c.ci[0], c.ci[1] - c.value] if c.ci and c.value is not None else [0, 0] for c in cells]).T
+        ax.bar(x, values, width, yerr=err, capsize=2, label=run.name, error_kw={"elinewidth": 0.8})
+    ax.set_xticks(cols)
+    ax.set_xticklabels([("avg " + c.group) if c.kind == "average" else c.label for c in table.columns], rotation=30, ha="right")
+    for j, col in enumerate(table.columns):
+        if j and col.group != table.columns[j - 1].group:
+            ax.axvline(j - 0.5, color="#999", linewidth=0.8, linestyle=":")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("F1 / score (0-100)")
+    ax.legend(fontsize=8, loc="lower left", ncol=min(4, n_runs))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d1d1f;background:#fff}
+h1{font-size:1.4rem;margin:0 0 .3rem} p.meta{color:#666;margin:0 0 1.2rem;font-size:.85rem}
+table{border-collapse:collapse;font-size:.9rem;margin-bottom:1rem}
+th,td{border:1px solid #d0d0d5;padding:.35rem .6rem;text-align:right;white-space:nowrap}
+th{background:#f3f3f6;font-weight:600} th.group{text-align:center;background:#e8e8ef}
+td.name,th.name{text-align:left;font-weight:600} td.avg{background:#fafafc}
+td.best{font-weight:700;background:#e7f6ea} .ci{display:block;color:#777;font-size:.72rem;font-weight:400}
+ul.notes{color:#555;font-size:.8rem;padding-left:1.2rem} img.chart{max-width:100%;border:1px solid #eee;margin-top:.5rem}
+"""
+
+
+def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes | None = None) -> str:
+    """A self-contained page: inline CSS, the table with grouped headers, the chart embedded as base64 PNG."""
+    esc = html.escape
+    groups: list[tuple[str, int]] = []
+    for col in table.columns:
+        if groups and groups[-1][0] == col.group:
+            groups[-1] = (col.group, groups[-1][1] + 1)
+        else:
+            groups.append((col.group, 1))
+    head1 = '<th class="name" rowspan="2">checkpoint</th>' + "".join(
+        f'<th class="group" colspan="{n}">{esc(GROUP_TITLES.get(g, g))}</th>' for g, n in groups
+    )
+    head2 = "".join(f"<th>{esc(col.label)}</th>" for col in table.columns)
+    body = []
+    for run, cells in table.rows:
+        tds = [f'<td class="name" title="{esc(run.source)}">{esc(run.name)}</td>']
+        for col, c in zip(table.columns, cells):
+            classes = " ".join(x for x in ("best" if c.best else "", "avg" if col.kind != "benchmark" else "") if x)
+            value = "–" if c.value is None else f"{c.value:.1f}{'*' if c.partial else ''}"
+            ci = f'<span class="ci">[{c.ci[0]:.1f}, {c.ci[1]:.1f}]</span>' if c.ci else ""
+            tds.append(f'<td class="{classes}">{value}{ci}</td>')
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    img = f'<img class="chart" alt="bar chart of the table" src="data:image/png;base64,{base64.b64encode(chart).decode()}">' if chart else ""
+    notes = "".join(f"<li>{esc(n)}</li>" for n in table.notes)
+    sources = "".join(f"<li>{esc(run.name)}: {esc(run.kind)} — {esc(run.source)}</li>" for run, _ in table.rows)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
+<body><h1>{esc(title)}</h1><p class="meta">{len(table.rows)} checkpoints · generated {stamp} by guard-eval leaderboard</p>
+<table id="leaderboard"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>{"".join(body)}</tbody></table>
+<ul class="notes">{notes}</ul>{img}<h2 style="font-size:1rem">Sources</h2><ul class="notes">{sources}</ul></body></html>
+"""
+
+
+def render(table: Table, fmt: str, title: str = "guard-bench leaderboard", ci: bool = True) -> str | bytes:
+    if fmt == "md":
+        return to_markdown(table, ci)
+    if fmt == "csv":
+        return to_csv(table)
+    if fmt == "html":
+        return to_html(table, title, to_png(table))
+    if fmt == "png":
+        return to_png(table)
+    raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
