@@ -149,7 +149,7 @@ _CUES[TaskType.RESPONSE] = _CUES[TaskType.PROMPT]
 
 
 _PREDICATE = re.compile(
-    r"\b(?:is|are|was|were|be|being|as|considered|deemed|classified|making it|remains?|therefore|thus)\W+(?:\w+\W+){0,2}$"
+    r"\b(?:is|are|was|were|be|being|as|considered|deemed|classified|mak(?:es|ing)|renders?|remains?|therefore|thus)\W+(?:\w+\W+){0,2}$"
 )
 _NOT_A_CLAIM = re.compile(
     r"\bwhether\b|\b(?:determine|analy[sz]e|evaluate|assess|check)\b(?! that)"
