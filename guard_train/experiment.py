@@ -1,0 +1,358 @@
+"""``guard-train experiment CONFIG``: the research plan as one resumable pipeline.
+
+Stages (each writes ``OUTPUT/<stage>/`` and, when finished, ``OUTPUT/<stage>/stage.json``; a re-run skips finished
+stages and resumes the first unfinished one — evaluation stages resume sample by sample)::
+
+    sft? -> eval_base -> judge_base -> prefs -> train -> eval_trained -> judge_trained -> compare -> report
+
+Without ``prefs``/``train`` in the config it is Phase 1 (quick evaluation of one checkpoint): eval, judge, report.
+The success criteria of the plan are checked in the report: accuracy within +-``max_accuracy_change`` points of the
+base, reasoning quality up by ``min_reasoning_gain_pct`` percent, and (when a human-eval DB is given) the trained
+model preferred in more than ``min_human_preference_pct`` percent of answered items.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from guard_eval.hookspecs import hookimpl
+
+STAGE_FILE = "stage.json"
+
+
+@dataclass
+class TrainStep:
+    """A training-method stage: a registered method, its YAML config file, and overrides."""
+
+    method: str
+    config: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalSettings:
+    benchmarks: list[str] = field(default_factory=lambda: ["demo"])
+    limit: int | None = None
+    sample_seed: int | None = 0
+    max_new_tokens: int = 512
+    batch_size: int = 16
+    prompt_variant: str = "chat"
+    data_dir: str | None = None
+    backend: str = "auto"
+
+
+@dataclass
+class Criteria:
+    max_accuracy_change: float = 2.0  # points
+    min_reasoning_gain_pct: float = 10.0  # relative, percent
+    min_human_preference_pct: float = 60.0
+
+
+@dataclass
+class ExperimentConfig:
+    name: str
+    output_dir: str
+    model: str  # base checkpoint: HF dir, hub id, LoRA adapter dir, or "tiny" (built locally)
+    tiny: dict[str, Any] = field(default_factory=dict)  # with model "tiny": build_tiny_model shape options
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    judge: str = "heuristic"
+    sft: TrainStep | None = None
+    prefs: TrainStep | None = None
+    train: TrainStep | None = None
+    human_eval_db: str | None = None
+    criteria: Criteria = field(default_factory=Criteria)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"experiment config not found: {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        return _build(cls, raw, str(path))
+
+
+def _build(cls, raw: Any, where: str):
+    """Dataclass from a mapping, with errors naming the file and key (unknown keys, wrong shapes)."""
+    import dataclasses
+    import typing
+
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
+    kwargs = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        nested = next((t for t in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(t)), None)
+        kwargs[key] = _build(nested, value, f"{where}: {key}") if nested and value is not None else value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    config: ExperimentConfig
+    root: Path
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def dir(self, stage: str) -> Path:
+        return self.root / stage
+
+
+def _peak_memory() -> dict[str, float]:
+    mem = {"cpu_max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            mem["gpu_max_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
+            torch.cuda.reset_peak_memory_stats()
+    except ImportError:
+        pass
+    return mem
+
+
+def stage_base(ctx: Context) -> dict[str, Any]:
+    model = ctx.config.model
+    if model == "tiny":
+        from guard_eval.tiny import build_tiny_model
+
+        model = str(build_tiny_model(ctx.dir("base") / "tiny-model", **ctx.config.tiny))
+    return {"model": model}
+
+
+def run_method(step: TrainStep, stage_dir: Path, **inputs: Any) -> str:
+    """Run a registered training method: its YAML config, then the step's overrides, then the pipeline's inputs."""
+    from guard_eval.plugins import registry
+
+    methods = registry("guard_register_training_methods")
+    if step.method not in methods:
+        raise KeyError(f"unknown training method {step.method!r}; registered: {', '.join(sorted(methods))}")
+    method = methods[step.method]
+    raw: dict[str, Any] = {}
+    if step.config:
+        if not Path(step.config).is_file():
+            raise FileNotFoundError(f"{step.method} config not found: {step.config}")
+        raw = yaml.safe_load(Path(step.config).read_text()) or {}
+    raw = {**raw, **step.overrides, **inputs, "output_dir": str(stage_dir)}
+    return str(method.run(_build(method.config_cls, raw, step.config or step.method)))
+
+
+def _train_stage(ctx: Context, step: TrainStep, stage: str, **inputs: Any) -> dict[str, Any]:
+    return {"model": run_method(step, ctx.dir(stage), **inputs), "method": step.method}
+
+
+def stage_sft(ctx: Context) -> dict[str, Any]:
+    return _train_stage(ctx, ctx.config.sft, "sft", model=ctx.outputs["base"]["model"])
+
+
+def _policy(ctx: Context) -> str:
+    return (ctx.outputs.get("sft") or ctx.outputs["base"])["model"]
+
+
+def _evaluate(ctx: Context, stage: str, model: str, name: str) -> dict[str, Any]:
+    from guard_eval.generation import GenerationConfig, get_backend
+    from guard_eval.modeling import checkpoint_metadata
+    from guard_eval.runner import EvalRun, resolve_benchmarks
+
+    ev = ctx.config.eval
+    results = EvalRun(
+        backend=get_backend(ev.backend, model),
+        benchmarks=resolve_benchmarks(ev.benchmarks),
+        output_dir=ctx.dir(stage),
+        model_info={"name": name, "path": model, "metadata": checkpoint_metadata(model)},
+        generation=GenerationConfig(max_new_tokens=ev.max_new_tokens, batch_size=ev.batch_size),
+        prompt_variant=ev.prompt_variant,
+        data_dir=ev.data_dir,
+        limit=ev.limit,
+        sample_seed=ev.sample_seed if ev.limit else None,
+        progress=True,
+    ).run()
+    return {"run": str(ctx.dir(stage)), "name": name, "averages": results["averages"]}
+
+
+def _judge(ctx: Context, run_stage: str) -> dict[str, Any]:
+    from guard_eval.judging.results import judge_run
+
+    summary = judge_run(ctx.outputs[run_stage]["run"], ctx.config.judge)
+    return {"reasoning_quality": {k: v for k, v in summary.items() if k != "by_benchmark"}}
+
+
+def stage_eval_base(ctx: Context) -> dict[str, Any]:
+    return _evaluate(ctx, "eval_base", _policy(ctx), "base" if "sft" not in ctx.outputs else "sft")
+
+
+def stage_judge_base(ctx: Context) -> dict[str, Any]:
+    return _judge(ctx, "eval_base")
+
+
+def stage_prefs(ctx: Context) -> dict[str, Any]:
+    return {"pairs": run_method(ctx.config.prefs, ctx.dir("prefs"), model=_policy(ctx))}
+
+
+def stage_train(ctx: Context) -> dict[str, Any]:
+    return _train_stage(ctx, ctx.config.train, "train", model=_policy(ctx), data=ctx.outputs["prefs"]["pairs"])
+
+
+def stage_eval_trained(ctx: Context) -> dict[str, Any]:
+    return _evaluate(ctx, "eval_trained", ctx.outputs["train"]["model"], ctx.config.train.method)
+
+
+def stage_judge_trained(ctx: Context) -> dict[str, Any]:
+    return _judge(ctx, "eval_trained")
+
+
+def _accuracy(averages: dict[str, Any]) -> float:
+    """Sample-weighted accuracy over all task types."""
+    n = sum(a["n"] for a in averages.values())
+    return sum(a["accuracy"] * a["n"] for a in averages.values()) / n if n else 0.0
+
+
+def check_criteria(ctx: Context) -> list[dict[str, Any]]:
+    c = ctx.config.criteria
+    base, trained = ctx.outputs["eval_base"], ctx.outputs["eval_trained"]
+    acc_b, acc_t = _accuracy(base["averages"]), _accuracy(trained["averages"])
+    rq_b = ctx.outputs["judge_base"]["reasoning_quality"]["total"]
+    rq_t = ctx.outputs["judge_trained"]["reasoning_quality"]["total"]
+    gain = 100.0 * (rq_t - rq_b) / rq_b if rq_b else float("inf") if rq_t > 0 else 0.0
+    rows = [
+        {"criterion": f"accuracy within +-{c.max_accuracy_change:g} points of base",
+         "value": f"{acc_t - acc_b:+.2f} points ({acc_b:.2f} -> {acc_t:.2f})", "met": abs(acc_t - acc_b) <= c.max_accuracy_change},
+        {"criterion": f"reasoning quality +{c.min_reasoning_gain_pct:g}%",
+         "value": f"{gain:+.1f}% ({rq_b:.2f} -> {rq_t:.2f})", "met": gain >= c.min_reasoning_gain_pct},
+    ]  # fmt: skip
+    if ctx.config.human_eval_db:
+        from guard_eval.human_eval.report import preference_summary
+
+        pref = preference_summary(ctx.config.human_eval_db)
+        rows.append({"criterion": f"humans prefer the trained model in >{c.min_human_preference_pct:g}% of items",
+                     "value": f"{pref:.1f}%", "met": pref > c.min_human_preference_pct})  # fmt: skip
+    return rows
+
+
+def _runs(ctx: Context, bootstrap: int = 1000):
+    from guard_eval.leaderboard import load_runs
+
+    names = {"eval_base": ctx.outputs["eval_base"]["name"], "eval_trained": ctx.outputs.get("eval_trained", {}).get("name")}
+    return load_runs([f"{names[s]}={ctx.outputs[s]['run']}" for s in ("eval_base", "eval_trained") if s in ctx.outputs],
+                     bootstrap=bootstrap)  # fmt: skip
+
+
+def stage_compare(ctx: Context) -> dict[str, Any]:
+    from guard_eval.leaderboard import compare_runs
+    from guard_eval.leaderboard.compare import to_markdown
+
+    out = ctx.dir("compare")
+    out.mkdir(parents=True, exist_ok=True)
+    base, trained = _runs(ctx, bootstrap=0)
+    comparison = compare_runs(base, trained)
+    (out / "compare.md").write_text(to_markdown(comparison))
+    with (out / "disagreements.jsonl").open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in comparison.disagreements)
+    return {"compare": str(out / "compare.md"), "criteria": check_criteria(ctx)}
+
+
+def stage_report(ctx: Context) -> dict[str, Any]:
+    import html
+
+    from guard_eval.leaderboard import build_table, render
+
+    out = ctx.dir("report")
+    out.mkdir(parents=True, exist_ok=True)
+    table = build_table(_runs(ctx))
+    (out / "leaderboard.png").write_bytes(render(table, "png"))
+    (out / "leaderboard.csv").write_text(render(table, "csv"))
+    details: list[str] = []
+    if "compare" in ctx.outputs:
+        details += ["## Base vs trained", "", Path(ctx.outputs["compare"]["compare"]).read_text(), ""]
+    criteria = ctx.outputs.get("compare", {}).get("criteria", [])
+    if criteria:
+        details += ["## Success criteria", "", "| criterion | value | met |", "|---|---|---|"]
+        details += [f"| {r['criterion']} | {r['value']} | {'met' if r['met'] else 'NOT met'} |" for r in criteria]
+    details += ["", "## Stages", "", "| stage | wall time (s) | process peak RSS so far (GiB) | peak GPU allocated (GiB) |",
+                "|---|---|---|---|"]  # fmt: skip
+    for name, o in ctx.outputs.items():
+        m = o.get("_meta", {})
+        gpu = f"{m['gpu_max_allocated_gib']:.2f}" if "gpu_max_allocated_gib" in m else ""
+        details.append(f"| {name} | {m.get('wall_s', 0):.1f} | {m.get('cpu_max_rss_gib', 0):.2f} | {gpu} |")
+    text = "\n".join([f"# Experiment report: {ctx.config.name}", "", "## Leaderboard", "", render(table, "md"), *details])
+    (out / "report.md").write_text(text + "\n")
+    page = render(table, "html", title=f"{ctx.config.name}: leaderboard")
+    (out / "report.html").write_text(page.replace("</body>", f"<pre>{html.escape(chr(10).join(details))}</pre></body>"))
+    return {"report": str(out / "report.md"), "html": str(out / "report.html"), "criteria": criteria}
+
+
+PIPELINE: tuple[tuple[str, Callable[[Context], dict[str, Any]], Callable[[ExperimentConfig], bool]], ...] = (
+    ("base", stage_base, lambda c: True),
+    ("sft", stage_sft, lambda c: c.sft is not None),
+    ("eval_base", stage_eval_base, lambda c: True),
+    ("judge_base", stage_judge_base, lambda c: True),
+    ("prefs", stage_prefs, lambda c: c.prefs is not None and c.train is not None),
+    ("train", stage_train, lambda c: c.prefs is not None and c.train is not None),
+    ("eval_trained", stage_eval_trained, lambda c: c.train is not None),
+    ("judge_trained", stage_judge_trained, lambda c: c.train is not None),
+    ("compare", stage_compare, lambda c: c.train is not None),
+    ("report", stage_report, lambda c: True),
+)
+
+
+def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    root = Path(config.output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "experiment.json").write_text(json.dumps(asdict(config), indent=2))
+    ctx = Context(config, root)
+    for name, fn, enabled in PIPELINE:
+        if not enabled(config):
+            continue
+        marker = ctx.dir(name) / STAGE_FILE
+        if marker.exists():
+            ctx.outputs[name] = json.loads(marker.read_text())
+            log(f"[{name}] done earlier, skipped")
+            continue
+        log(f"[{name}] running")
+        t0 = time.perf_counter()
+        outputs = fn(ctx)
+        outputs["_meta"] = {"wall_s": time.perf_counter() - t0, **_peak_memory()}
+        ctx.outputs[name] = outputs
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(outputs, indent=2, default=str))
+        log(f"[{name}] finished in {outputs['_meta']['wall_s']:.1f}s")
+    return ctx.outputs
+
+
+def cmd_experiment(args) -> int:
+    config = ExperimentConfig.from_yaml(args.config)
+    if args.output_dir:
+        config.output_dir = args.output_dir
+    outputs = run_experiment(config)
+    report = outputs["report"]
+    print(Path(report["report"]).read_text())
+    return 0
+
+
+@hookimpl
+def guard_register_commands(program, subparsers):
+    if program != "guard-train":
+        return
+    p = subparsers.add_parser("experiment", help="run an experiment pipeline (resumes after the last finished stage)")
+    p.add_argument("config", help="experiment YAML (configs/experiments/*.yaml)")
+    p.add_argument("--output-dir", help="override output_dir of the config")
+    p.set_defaults(func=cmd_experiment)
