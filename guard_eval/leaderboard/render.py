@@ -76,7 +76,11 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
         x = np.array(cols) + (i - (n_runs - 1) / 2) * width
         values = np.array([c.value if c.value is not None else np.nan for c in cells])
         err = np.array([[c.value - c.ci[0], c.ci[1] - c.value] if c.ci and c.value is not None else [0, 0] for c in cells]).T
-        ax.bar(x, values, width, yerr=err, capsize=2, label=run.name, error_kw={"elinewidth": 0.8})
+        bars = ax.bar(x, values, width, yerr=err, capsize=2, label=run.name, error_kw={"elinewidth": 0.8})
+        for bar, c in zip(bars, cells):
+            if c.partial:  # an average over fewer benchmarks: hatched, as the table's asterisk
+                bar.set_hatch("//")
+                bar.set_alpha(0.6)
     ax.set_xticks(cols)
     ax.set_xticklabels([("avg " + c.group) if c.kind == "average" else c.label for c in table.columns], rotation=30, ha="right")
     for j, col in enumerate(table.columns):
@@ -84,7 +88,7 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
             ax.axvline(j - 0.5, color="#999", linewidth=0.8, linestyle=":")
     ax.set_ylim(0, 105)
     ax.set_ylabel("F1 / score (0-100)")
-    ax.legend(fontsize=8, loc="lower left", ncol=min(4, n_runs))
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, n_runs), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
