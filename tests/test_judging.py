@@ -168,8 +168,9 @@ def test_boilerplate_scores_lower_specificity_than_naming_the_harm():
 
 
 def test_details_option_exposes_sub_scores():
-    raw = json.loads(HeuristicJudge(details=True).score([item(SPECIFIC)])[0].raw)
-    assert raw["answered"] == 1.0 and raw["consistent"] == 1.0 and raw["boilerplate"] < 0.5
+    specific, generic = (json.loads(s.raw) for s in HeuristicJudge(details=True).score([item(SPECIFIC), item(GENERIC)]))
+    assert specific["answered"] == specific["consistent"] == specific["categories"] == 1.0
+    assert generic["boilerplate"] == 1.0 and specific["boilerplate"] < 1.0 and generic["categories"] == 0.0
 
 
 # -- LLM judge --------------------------------------------------------------------------------------------------------
