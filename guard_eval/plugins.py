@@ -29,6 +29,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "guard_eval.default_commands",
     "guard_train.experiment",
     "guard_eval.default_judges", "guard_eval.leaderboard.commands",
+    "guard_eval.human_eval.commands",
 )
 
 
