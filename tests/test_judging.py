@@ -340,3 +340,30 @@ def test_inspect_scorer_records_unparsed_judge_answers_as_unscored(tmp_path):
     assert scores["ITEM-C"].reason.startswith("judge answer unusable after 2 attempt(s)")
     means = {s.name: s.metrics["mean"].value for s in log.results.scores}
     assert means["coherence"] == 70  # the unscored sample is left out, not averaged as 0
+
+
+def test_a_plugin_judge_through_guard_register_judges(tmp_path):
+    """A third-party judge registered with the guard_register_judges hook is usable by name, CLI included."""
+    import types
+
+    from guard_eval.hookspecs import hookimpl
+    from guard_eval.judging import JudgeSpec
+    from guard_eval.plugins import get_plugin_manager
+
+    class ConstantJudge:
+        name = "constant"
+
+        def __init__(self, value: float = 50.0):
+            self.value = value
+
+        def score(self, items):
+            return [JudgeScore(correctness(i), self.value, self.value, self.value) for i in items]
+
+    plugin = types.SimpleNamespace(guard_register_judges=hookimpl(lambda: [JudgeSpec("constant", ConstantJudge)]))
+    get_plugin_manager().register(plugin, name="constant_judge_plugin")
+    assert get_judge("constant", value=10.0).score([item(SPECIFIC)])[0].total == pytest.approx(30 + 3 + 2 + 2)
+    run = tmp_path / "run"
+    write_run(run, {"demo_prompt": [(BOMB, "harmful", SPECIFIC, None)]})
+    assert main(["judge", str(run), "--judge", "constant", "--judge-option", "value=20", "--no-progress"]) == 0
+    summary = json.loads((run / "results.json").read_text())["reasoning_quality"]
+    assert (summary["judge"], summary["options"], summary["total"]) == ("constant", {"value": 20}, pytest.approx(30 + 14))
