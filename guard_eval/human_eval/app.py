@@ -1,13 +1,14 @@
 """The annotation web app (FastAPI + Jinja2, no JavaScript): token links for annotators, an admin view and exports.
 
 URLs carry the token (``/a/TOKEN/...`` for annotators, ``/admin/TOKEN/...`` for the admin), so a link is all an
-annotator needs and two annotators can share a browser. Pages send ``Referrer-Policy: no-referrer`` so the token does
+annotator needs and two annotators can share a browser. Pages send ``Referrer-Policy: same-origin`` so the token does
 not leak to other sites, and every answer form carries an HMAC of (item, annotator) that a cross-site form cannot
 forge; a request whose ``Origin`` is another site is refused too.
 
 Errors: unknown or tampered token -> 403; unknown item -> 404; a body that is not a form -> 400; a missing or invalid
-answer -> 422; a bad form token or a foreign origin -> 403. Nothing is stored in any of these cases. A second submission of an answered item is
-accepted and ignored (the first answer is kept), so a double click or a resent form changes nothing.
+answer -> 422; a bad form token or a foreign (or ``null``) origin -> 403. Nothing is stored in any of these cases. A
+second submission of an answered item is accepted and ignored (the first answer is kept), so a double click or a resent
+form changes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ TASK_QUESTIONS = {
     "refusal": "Did the AI assistant refuse the request?",
 }
 SECURITY_HEADERS = {
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
