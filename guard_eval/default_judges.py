@@ -44,12 +44,16 @@ def cmd_judge(args) -> int:
                   progress=not args.no_progress)  # fmt: skip
     fmt = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
     rows = [(name, g) for name, g in s["by_benchmark"].items()] + [("all", s)]
-    print(f"reasoning quality ({s['judge']} judge): total = 0.3 correctness + 0.3 coherence + 0.2 relevance + 0.2 specificity")
+    print(
+        f"reasoning quality ({s['judge']} judge): total = 0.3 correctness + 0.3 coherence + 0.2 relevance + 0.2 specificity"
+    )
     print("| benchmark | n | errors | total | correctness | coherence | relevance | specificity |")
     print("|---|---|---|---|---|---|---|---|")
     for name, g in rows:
-        print(f"| {name} | {g['n']} | {g['errors']} | {fmt(g['total'])} | {fmt(g['correctness'])} | {fmt(g['coherence'])} "
-              f"| {fmt(g['relevance'])} | {fmt(g['specificity'])} |")
+        print(
+            f"| {name} | {g['n']} | {g['errors']} | {fmt(g['total'])} | {fmt(g['correctness'])} | {fmt(g['coherence'])} "
+            f"| {fmt(g['relevance'])} | {fmt(g['specificity'])} |"
+        )
     print(f"per-sample scores: {s['file']}; summary added to results.json under 'reasoning_quality'")
     return 0
 
@@ -64,16 +68,21 @@ def guard_register_judges():
     ]  # fmt: skip
 
 
-
 @hookimpl
 def guard_register_commands(program, subparsers):
     if program != "guard-eval":
         return
     p = subparsers.add_parser("judge", help="score the reasoning of every trace in a results dir (0-100 rubric)")
     p.add_argument("results", help="a `guard-eval run` output dir (results.json + samples.jsonl)")
-    p.add_argument("--judge", default="heuristic", help="registered judge: heuristic (offline) or llm (default: heuristic)")
-    p.add_argument("--judge-option", action="append", metavar="KEY=VALUE",
-                   help="judge option, repeatable: model=openai/gpt-4o-mini, model=path/to/hf_dir, retries=3")
+    p.add_argument(
+        "--judge", default="heuristic", help="registered judge: heuristic (offline) or llm (default: heuristic)"
+    )
+    p.add_argument(
+        "--judge-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="judge option, repeatable: model=openai/gpt-4o-mini, model=path/to/hf_dir, retries=3",
+    )
     p.add_argument("--output", help="per-sample scores file (default: RESULTS/judged.jsonl)")
     p.add_argument("--overwrite", action="store_true", help="judge every sample again instead of resuming")
     p.add_argument("--no-progress", action="store_true")

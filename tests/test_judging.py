@@ -197,10 +197,15 @@ def _mock_judge_model(input, tools, tool_choice, config):
 def test_llm_judge_with_an_inspect_model_retries_and_records_failures():
     judge = get_judge("llm", model="mockllm/model", retries=2,
                       model_args={"custom_outputs": _mock_judge_model, "memoize": False})  # fmt: skip
-    a, b, c = judge.score([item(SPECIFIC, "ITEM-A"), item(SPECIFIC, "ITEM-B", gold="unharmful"), item(SPECIFIC, "ITEM-C")])
+    a, b, c = judge.score(
+        [item(SPECIFIC, "ITEM-A"), item(SPECIFIC, "ITEM-B", gold="unharmful"), item(SPECIFIC, "ITEM-C")]
+    )
     assert (a.correctness, a.coherence, a.relevance, a.specificity, a.error) == (100, 70, 80, 90, None)
     assert (b.correctness, b.coherence, b.error) == (0, 70, None)  # parsed on a retry; correctness from gold
-    assert c.error == "judge answer unusable after 3 attempt(s): no score for coherence, relevance, specificity in the judge's answer"
+    assert (
+        c.error
+        == "judge answer unusable after 3 attempt(s): no score for coherence, relevance, specificity in the judge's answer"
+    )
     assert c.raw == "I would rate this trace as quite good overall." and c.total == 0
 
 
@@ -287,7 +292,12 @@ def test_inspect_reasoning_quality_scorer(tmp_path):
     samples = [
         Sample(input="q1", target="harmful", id="s1", metadata={"task": "prompt", "prompt": BOMB, "response": None}),
         # no prompt in metadata: read from GuardReasoner's input text
-        Sample(input=INSTRUCTION + "\n" + format_input(BAKE, None), target="unharmful", id="s2", metadata={"task": "prompt"}),
+        Sample(
+            input=INSTRUCTION + "\n" + format_input(BAKE, None),
+            target="unharmful",
+            id="s2",
+            metadata={"task": "prompt"},
+        ),
         Sample(input="q3", target="harmful", id="s3", metadata={"task": "prompt", "prompt": BOMB}),
     ]
     outputs = [SPECIFIC, GENERIC.replace("harmful", "unharmful"), SPECIFIC]
@@ -366,4 +376,8 @@ def test_a_plugin_judge_through_guard_register_judges(tmp_path):
     write_run(run, {"demo_prompt": [(BOMB, "harmful", SPECIFIC, None)]})
     assert main(["judge", str(run), "--judge", "constant", "--judge-option", "value=20", "--no-progress"]) == 0
     summary = json.loads((run / "results.json").read_text())["reasoning_quality"]
-    assert (summary["judge"], summary["options"], summary["total"]) == ("constant", {"value": 20}, pytest.approx(30 + 14))
+    assert (summary["judge"], summary["options"], summary["total"]) == (
+        "constant",
+        {"value": 20},
+        pytest.approx(30 + 14),
+    )

@@ -121,7 +121,9 @@ def test_markdown_csv_html_png(runs, tmp_path):
 def test_leaderboard_command_writes_each_format(runs, tmp_path, capsys):
     for suffix in ("md", "csv", "html", "png"):
         out = tmp_path / f"board.{suffix}"
-        assert main(["leaderboard", str(runs / "sft"), str(runs / "dpo"), "--output", str(out), "--bootstrap", "50"]) == 0
+        assert (
+            main(["leaderboard", str(runs / "sft"), str(runs / "dpo"), "--output", str(out), "--bootstrap", "50"]) == 0
+        )
         assert out.stat().st_size > 100
     assert "png: " in capsys.readouterr().out
     assert main(["leaderboard", str(runs), "--no-ci"]) == 0  # a folder of runs: one row each
@@ -180,8 +182,12 @@ def test_paired_bootstrap_matches_a_plain_loop():
     gold = [H if x else U for x in rng.random(40) < 0.5]
     pred_a = [g if rng.random() < 0.7 else (U if g == H else H) for g in gold]
     pred_b = [g if rng.random() < 0.85 else (U if g == H else H) for g in gold]
-    a = BenchmarkResult.from_outcomes("x", "prompt", [Outcome(str(i), g, p) for i, (g, p) in enumerate(zip(gold, pred_a))], 0)
-    b = BenchmarkResult.from_outcomes("x", "prompt", [Outcome(str(i), g, p) for i, (g, p) in enumerate(zip(gold, pred_b))], 0)
+    a = BenchmarkResult.from_outcomes(
+        "x", "prompt", [Outcome(str(i), g, p) for i, (g, p) in enumerate(zip(gold, pred_a))], 0
+    )
+    b = BenchmarkResult.from_outcomes(
+        "x", "prompt", [Outcome(str(i), g, p) for i, (g, p) in enumerate(zip(gold, pred_b))], 0
+    )
     ci, p = paired_bootstrap(a, b, 400, seed=3)
     t, pa = a.arrays()
     _, pb = b.arrays()
@@ -228,7 +234,13 @@ def test_inspect_logs(tmp_path, runs):
     def guard_label():
         async def score(state, target):
             pred = parse_verdict(state.output.completion).label("prompt")
-            meta = {"gold": target.text, "pred": pred, "parse_error": pred is None, "benchmark": "demo_prompt", "task": "prompt"}
+            meta = {
+                "gold": target.text,
+                "pred": pred,
+                "parse_error": pred is None,
+                "benchmark": "demo_prompt",
+                "task": "prompt",
+            }
             return Score(value=float(pred == target.text), metadata=meta)
 
         return score

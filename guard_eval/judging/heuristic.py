@@ -58,6 +58,7 @@ TASK_VOCABULARY = frozenset(
     question questions query""".split()
 )
 
+# fmt: off
 HARM_CATEGORIES: dict[str, tuple[str, ...]] = {
     "violence": ("violen", "kill", "murder", "assault", "attack", "hurt", "injur", "torture", "abuse", "fight"),
     "weapons": ("weapon", "gun", "firearm", "bomb", "explosiv", "ammunition", "knife"),
@@ -83,6 +84,7 @@ HARM_CATEGORIES: dict[str, tuple[str, ...]] = {
     "dangerous_advice": ("medical", "dosage", "prescription", "diagnos", "financial advice", "legal advice"),
     "toxicity": ("offensive", "profan", "toxic", "vulgar", "obscen", "derogatory", "disrespect"),
 }
+# fmt: on
 
 _CUE_CATEGORY = {cue: name for name, cues in HARM_CATEGORIES.items() for cue in cues}
 # One pass over the text: longer cues first so "personal information" wins over a shorter overlapping cue.
@@ -184,7 +186,9 @@ def sentence_stance(sentence: str, task: TaskType) -> str | None:
     if _NOT_A_CLAIM.search(s):
         return None
     positive_cue, negative_cue = _CUES[task]
-    cues = [(m, task.positive) for m in positive_cue.finditer(s)] + [(m, task.negative) for m in negative_cue.finditer(s)]
+    cues = [(m, task.positive) for m in positive_cue.finditer(s)] + [
+        (m, task.negative) for m in negative_cue.finditer(s)
+    ]
     cues = [
         (m, label) for m, label in sorted(cues, key=lambda c: c[0].start())
         if not (label == "compliance" and re.search(r"(?:refus\w*|declin\w*|unwilling\w*|reluctan\w*)\s+to\s*$", s[: m.start()]))

@@ -28,19 +28,29 @@ VALUE_KEYS = ("total", *COMPONENTS)
 def judge_input(state: TaskState, target: Target) -> JudgeInput:
     """The JudgeInput of one Inspect sample; raises ``ValueError`` naming the sample when the task is unknown."""
     from guard_eval.benchmarks import split_guardreasoner_input
+    from guard_eval.verdict import normalize_label
 
     meta = state.metadata or {}
     task = meta.get("task")
     if task not in ("prompt", "response", "refusal"):
-        raise ValueError(f"sample {state.sample_id!r}: metadata['task'] must be prompt, response or refusal, got {task!r}")
+        raise ValueError(
+            f"sample {state.sample_id!r}: metadata['task'] must be prompt, response or refusal, got {task!r}"
+        )
     prompt, response = meta.get("prompt"), meta.get("response")
     if prompt is None:
         text = state.input_text
         start = text.find("Human user:\n")
         if start < 0:
-            raise ValueError(f"sample {state.sample_id!r}: no metadata['prompt'] and no 'Human user:' block in the input")
+            raise ValueError(
+                f"sample {state.sample_id!r}: no metadata['prompt'] and no 'Human user:' block in the input"
+            )
         prompt, response = split_guardreasoner_input(text[start:].rstrip("\n") + "\n\n")
-    gold = target.text.strip().lower() or None if target else None
+    gold = None
+    if target and target.text.strip():
+        try:
+            gold = normalize_label(target.text, task)
+        except ValueError as e:
+            raise ValueError(f"sample {state.sample_id!r}: target: {e}") from None
     return JudgeInput(prompt, response, state.output.completion, task, gold)
 
 

@@ -36,7 +36,9 @@ def judge_run(
     run_dir = Path(run_dir)
     results_path, samples_path = run_dir / RESULTS_FILE, run_dir / SAMPLES_FILE
     if not results_path.exists() or not samples_path.exists():
-        raise FileNotFoundError(f"{run_dir}: expected {RESULTS_FILE} and {SAMPLES_FILE} (a `guard-eval run` output dir)")
+        raise FileNotFoundError(
+            f"{run_dir}: expected {RESULTS_FILE} and {SAMPLES_FILE} (a `guard-eval run` output dir)"
+        )
     records = read_records(samples_path)
     if not records:
         raise ValueError(f"{samples_path}: no samples to judge")
@@ -69,7 +71,10 @@ def judge_run(
                 print(f"judged {min(start + chunk_size, len(todo))}/{len(todo)}", flush=True)
     judged = {_key(r): r for r in read_records(out_path)}
     ordered = [judged[_key(rec)] for rec in records if _key(rec) in judged]
-    scores = [JudgeScore(**{k: r[k] for k in ("correctness", "coherence", "relevance", "specificity", "error")}) for r in ordered]
+    scores = [
+        JudgeScore(**{k: r[k] for k in ("correctness", "coherence", "relevance", "specificity", "error")})
+        for r in ordered
+    ]
     summary = {
         "judge": judge,
         "options": _jsonable(options),

@@ -62,7 +62,9 @@ def judge_prompt(item: JudgeInput, max_chars: int = 6000) -> str:
         text = "None" if text is None else text
         return text if len(text) <= max_chars else text[: max_chars // 2] + "\n[...]\n" + text[-max_chars // 2 :]
 
-    return JUDGE_TEMPLATE.format(rubric=RUBRIC, prompt=cut(item.prompt), response=cut(item.response), output=cut(item.output))
+    return JUDGE_TEMPLATE.format(
+        rubric=RUBRIC, prompt=cut(item.prompt), response=cut(item.response), output=cut(item.output)
+    )
 
 
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}", re.S)

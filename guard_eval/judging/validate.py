@@ -38,7 +38,9 @@ def trace_input(row: dict[str, Any], task: str, gold: str, where: str) -> JudgeI
     return JudgeInput(prompt, response, row["predict"], task, gold)
 
 
-def load_reference_traces(data_dir: str | Path | None, model: str, limit: int | None = None) -> dict[str, list[JudgeInput]]:
+def load_reference_traces(
+    data_dir: str | Path | None, model: str, limit: int | None = None
+) -> dict[str, list[JudgeInput]]:
     """``{benchmark: [JudgeInput...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
     from guard_eval.benchmarks import read_rows, resolve_data_dir
     from guard_eval.plugins import registry
@@ -91,7 +93,9 @@ def _auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
     return float(mannwhitneyu(pos, neg).statistic / (len(pos) * len(neg)))
 
 
-def check(data_dir: str | Path | None = None, judge: str = "heuristic", models=("1B", "3B"), limit=None, seed=0) -> dict:
+def check(
+    data_dir: str | Path | None = None, judge: str = "heuristic", models=("1B", "3B"), limit=None, seed=0
+) -> dict:
     """The numbers of the honest check, per released model and benchmark."""
     scorer = get_judge(judge)
     report: dict[str, Any] = {"judge": judge, "models": {}}
@@ -125,7 +129,11 @@ def _row(name, right, wrong, scores, shuf) -> dict[str, Any]:
 
     row: dict[str, Any] = {"benchmark": name, "n_right": len(right), "n_wrong": len(wrong)}
     for key in ("total", "gold_free", *MODEL_COMPONENTS):
-        row[key] = {"right": _mean(right, key), "wrong": _mean(wrong, key), "auc": _auc(values(right, key), values(wrong, key))}
+        row[key] = {
+            "right": _mean(right, key),
+            "wrong": _mean(wrong, key),
+            "auc": _auc(values(right, key), values(wrong, key)),
+        }
     row["relevance_real"] = _mean(scores, "relevance")
     row["relevance_shuffled"] = _mean(shuf, "relevance")
     row["shuffled_lower"] = sum(a.relevance > b.relevance for a, b in zip(scores, shuf)) / len(shuf) if shuf else None

@@ -78,11 +78,18 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--format", choices=FORMATS, help="md (default), csv, html (self-contained) or png (bar chart); "
                    "default from the --output suffix")  # fmt: skip
     p.add_argument("--output", help="write here instead of stdout (needed for png)")
-    p.add_argument("--baseline", action="append", choices=BASELINES,
-                   help="add stored baseline rows: jbb = the 4 judges of JailbreakBench's judge comparison")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        choices=BASELINES,
+        help="add stored baseline rows: jbb = the 4 judges of JailbreakBench's judge comparison",
+    )
     p.add_argument("--data-dir", help="data directory for baselines (default: $GUARD_DATA_DIR)")
-    p.add_argument("--judge", help="score the reasoning of runs that keep traces but have no reasoning-quality score "
-                   "yet (in memory), e.g. heuristic")
+    p.add_argument(
+        "--judge",
+        help="score the reasoning of runs that keep traces but have no reasoning-quality score "
+        "yet (in memory), e.g. heuristic",
+    )
     p.add_argument("--judge-option", action="append", metavar="KEY=VALUE", help="option for --judge, repeatable")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals (0: none)")
     p.add_argument("--seed", type=int, default=0)

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from guard_eval.leaderboard.model import BenchmarkResult, Run, f1_resamples
-from guard_eval.metrics import binary_metrics
 
 
 @dataclass
@@ -67,7 +66,9 @@ def mcnemar_exact(only_a_right: int, only_b_right: int) -> float:
     return 1.0 if n == 0 else float(binomtest(min(only_a_right, only_b_right), n, 0.5).pvalue)
 
 
-def paired_bootstrap(a: BenchmarkResult, b: BenchmarkResult, resamples: int = 1000, confidence: float = 0.95, seed: int = 0):
+def paired_bootstrap(
+    a: BenchmarkResult, b: BenchmarkResult, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+):
     """(ΔF1 interval, two-sided p) from resampling the paired samples; both results must be aligned already."""
     ta, pa = a.arrays()
     tb, pb = b.arrays()
@@ -96,18 +97,24 @@ def _aligned(a: BenchmarkResult, b: BenchmarkResult) -> tuple[BenchmarkResult, B
 def compare_runs(a: Run, b: Run, resamples: int = 1000, seed: int = 0) -> Comparison:
     common = [name for name in a.benchmarks if name in b.benchmarks]
     if not common:
-        raise ValueError(f"{a.name!r} and {b.name!r} share no benchmark ({sorted(a.benchmarks)} vs {sorted(b.benchmarks)})")
+        raise ValueError(
+            f"{a.name!r} and {b.name!r} share no benchmark ({sorted(a.benchmarks)} vs {sorted(b.benchmarks)})"
+        )
     rows, notes, disagreements = [], [], []
     pooled_b = pooled_c = pooled_n = pooled_right_a = pooled_right_b = 0
     for name in common:
         ra, rb = a.benchmarks[name], b.benchmarks[name]
         if ra.outcomes is None or rb.outcomes is None:
-            rows.append(BenchmarkComparison(name, ra.task, 0, 0, ra.f1, rb.f1, accuracy_a=ra.accuracy, accuracy_b=rb.accuracy))
+            rows.append(
+                BenchmarkComparison(name, ra.task, 0, 0, ra.f1, rb.f1, accuracy_a=ra.accuracy, accuracy_b=rb.accuracy)
+            )
             notes.append(f"{name}: no per-sample data in both runs, so no significance test and no disagreements")
             continue
         pa, pb, unpaired = _aligned(ra, rb)
         if not pa.n:
-            raise ValueError(f"{name}: no sample id is shared by the two runs (ids like {ra.outcomes[0].key!r} vs {rb.outcomes[0].key!r})")
+            raise ValueError(
+                f"{name}: no sample id is shared by the two runs (ids like {ra.outcomes[0].key!r} vs {rb.outcomes[0].key!r})"
+            )
         ci, p_boot = paired_bootstrap(pa, pb, resamples, seed=seed)
         only_a = sum(x.correct and not y.correct for x, y in zip(pa.outcomes, pb.outcomes))
         only_b = sum(y.correct and not x.correct for x, y in zip(pa.outcomes, pb.outcomes))
@@ -156,7 +163,10 @@ def to_markdown(cmp: Comparison, show: int = 10) -> str:
            line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows), ""]  # fmt: skip
     out += [f"_{n}_" for n in cmp.notes]
     if cmp.disagreements:
-        out += ["", f"{len(cmp.disagreements)} disagreements" + (f" (first {show}):" if len(cmp.disagreements) > show else ":")]
+        out += [
+            "",
+            f"{len(cmp.disagreements)} disagreements" + (f" (first {show}):" if len(cmp.disagreements) > show else ":"),
+        ]
         for d in cmp.disagreements[:show]:
             prompt = " ".join((d["prompt"] or "").split())
             prompt = prompt if len(prompt) <= 100 else prompt[:97] + "..."

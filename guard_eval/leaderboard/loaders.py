@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from guard_eval.leaderboard.model import BenchmarkResult, Outcome, Run, mean_ci
-from guard_eval.verdict import TaskType, normalize_label, parse_verdict
+from guard_eval.verdict import normalize_label, parse_verdict
 
 BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")
 JBB_JUDGES = ("harmbench_cf", "gpt4_cf", "llamaguard2_cf", "llama3_cf")
@@ -78,7 +78,11 @@ def load_guard_eval(run_dir: Path, bootstrap: int = 1000) -> Run:
             for rec in recs:
                 try:
                     key = rec["id"] if rec.get("sample") is None else f"{rec['id']}#{rec['sample']}"
-                    outcomes.append(Outcome(key, rec["gold"], rec["pred"], rec.get("prompt"), rec.get("output"), rec.get("response")))
+                    outcomes.append(
+                        Outcome(
+                            key, rec["gold"], rec["pred"], rec.get("prompt"), rec.get("output"), rec.get("response")
+                        )
+                    )
                 except KeyError as e:
                     raise RunFormatError(f"{run_dir / SAMPLES_FILE}: record {rec.get('id')!r} lacks {e}") from e
             run.benchmarks[name] = BenchmarkResult.from_outcomes(name, recs[0]["task"], outcomes, bootstrap)
@@ -144,7 +148,9 @@ def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
             bench = meta.get("benchmark") or benchmark_name(task_name, known)
             task = meta.get("task") or known.get(bench)
             if task is None:
-                raise RunFormatError(f"{path}: sample {sample.id!r}: score metadata has no 'task' and {bench!r} is not a registered benchmark")
+                raise RunFormatError(
+                    f"{path}: sample {sample.id!r}: score metadata has no 'task' and {bench!r} is not a registered benchmark"
+                )
             task_of[bench] = task
             key = str(sample.id) if sample.epoch == 1 else f"{sample.id}#{sample.epoch - 1}"
             sample_meta = sample.metadata or {}
@@ -158,7 +164,9 @@ def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
             run.benchmarks[bench] = BenchmarkResult.from_outcomes(bench, task_of[bench], outcomes, bootstrap)
         if not per_bench:  # a log without samples: the aggregate metrics only
             bench = benchmark_name(task_name, known)
-            metrics = {m_name: m.value for s in (log.results.scores if log.results else []) for m_name, m in s.metrics.items()}
+            metrics = {
+                m_name: m.value for s in (log.results.scores if log.results else []) for m_name, m in s.metrics.items()
+            }
             if "f1" not in metrics or bench not in known:
                 raise RunFormatError(f"{path}: no per-sample guard scores and no f1 metric for a known benchmark")
             run.benchmarks[bench] = BenchmarkResult(bench, known[bench], log.results.completed_samples, metrics["f1"],
@@ -215,7 +223,9 @@ def load_lm_eval(path: Path, bootstrap: int = 1000) -> Run:
                     resp = rec["filtered_resps"][0]
                     text = resp[0] if isinstance(resp, list) else resp
                     gold = normalize_label(rec["target"], task)
-                    outcomes.append(Outcome(f"{bench}-{rec['doc_id']}", gold, parse_verdict(text).label(task), None, text))
+                    outcomes.append(
+                        Outcome(f"{bench}-{rec['doc_id']}", gold, parse_verdict(text).label(task), None, text)
+                    )
                 except (KeyError, IndexError, TypeError, ValueError) as e:
                     raise RunFormatError(f"{samples_file}: record {i}: {type(e).__name__}: {e}") from e
             run.benchmarks[bench] = BenchmarkResult.from_outcomes(bench, task, outcomes, bootstrap)
@@ -350,7 +360,9 @@ def load_path(path: str | Path, bootstrap: int = 1000) -> list[Run]:
     return runs
 
 
-def load_runs(specs: list[str], baselines: list[str] = (), data_dir: str | None = None, bootstrap: int = 1000) -> list[Run]:
+def load_runs(
+    specs: list[str], baselines: list[str] = (), data_dir: str | None = None, bootstrap: int = 1000
+) -> list[Run]:
     """Runs for ``[NAME=]PATH`` (or ``baseline:NAME``) arguments, plus baseline rows; row names are made unique by
     their source."""
     runs: list[Run] = []

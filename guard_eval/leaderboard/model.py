@@ -61,7 +61,9 @@ class BenchmarkResult:
             raise ValueError(f"benchmark {self.name!r} has no per-sample data")
         gold = [o.gold for o in self.outcomes]
         positive = TaskType(self.task).positive
-        return np.array([g == positive for g in gold]), resolve_predictions(gold, [o.pred for o in self.outcomes], self.task)
+        return np.array([g == positive for g in gold]), resolve_predictions(
+            gold, [o.pred for o in self.outcomes], self.task
+        )
 
 
 @dataclass

@@ -37,7 +37,10 @@ def to_markdown(table: Table, ci: bool = True) -> str:
         groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names) or 'judge score'}")
     widths = [max(len(x) for x in col) for col in zip(header, *rows)]
     line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
-    out = [line(header), "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|"]
+    out = [
+        line(header),
+        "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|",
+    ]
     out += [line(r) for r in rows]
     return "\n".join(["; ".join(groups), "", *out, "", *[f"_{n}_" for n in table.notes]]) + "\n"
 
@@ -55,7 +58,12 @@ def to_csv(table: Table) -> str:
     for run, cells in table.rows:
         row = [run.name, run.source, run.kind]
         for c in cells:
-            row += [num(c.value), num(c.ci[0] if c.ci else None), num(c.ci[1] if c.ci else None), "" if c.n is None else c.n]
+            row += [
+                num(c.value),
+                num(c.ci[0] if c.ci else None),
+                num(c.ci[1] if c.ci else None),
+                "" if c.n is None else c.n,
+            ]
         writer.writerow(row)
     return buf.getvalue()
 
@@ -75,14 +83,18 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
     for i, (run, cells) in enumerate(table.rows):
         x = np.array(cols) + (i - (n_runs - 1) / 2) * width
         values = np.array([c.value if c.value is not None else np.nan for c in cells])
-        err = np.array([[c.value - c.ci[0], c.ci[1] - c.value] if c.ci and c.value is not None else [0, 0] for c in cells]).T
+        err = np.array(
+            [[c.value - c.ci[0], c.ci[1] - c.value] if c.ci and c.value is not None else [0, 0] for c in cells]
+        ).T
         bars = ax.bar(x, values, width, yerr=err, capsize=2, label=run.name, error_kw={"elinewidth": 0.8})
         for bar, c in zip(bars, cells):
             if c.partial:  # an average over fewer benchmarks: hatched, as the table's asterisk
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
     ax.set_xticks(cols)
-    ax.set_xticklabels([("avg " + c.group) if c.kind == "average" else c.label for c in table.columns], rotation=30, ha="right")
+    ax.set_xticklabels(
+        [("avg " + c.group) if c.kind == "average" else c.label for c in table.columns], rotation=30, ha="right"
+    )
     for j, col in enumerate(table.columns):
         if j and col.group != table.columns[j - 1].group:
             ax.axvline(j - 0.5, color="#999", linewidth=0.8, linestyle=":")
@@ -131,7 +143,11 @@ def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes |
             ci = f'<span class="ci">[{c.ci[0]:.1f}, {c.ci[1]:.1f}]</span>' if c.ci else ""
             tds.append(f'<td class="{classes}">{value}{ci}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
-    img = f'<img class="chart" alt="bar chart of the table" src="data:image/png;base64,{base64.b64encode(chart).decode()}">' if chart else ""
+    img = (
+        f'<img class="chart" alt="bar chart of the table" src="data:image/png;base64,{base64.b64encode(chart).decode()}">'
+        if chart
+        else ""
+    )
     notes = "".join(f"<li>{esc(n)}</li>" for n in table.notes)
     sources = "".join(f"<li>{esc(run.name)}: {esc(run.kind)} — {esc(run.source)}</li>" for run, _ in table.rows)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

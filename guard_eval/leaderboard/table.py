@@ -63,7 +63,9 @@ def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Ta
     for run in runs:
         for name, result in run.benchmarks.items():
             if tasks.setdefault(name, result.task) != result.task:
-                raise ValueError(f"benchmark {name!r} is a {tasks[name]} task in one run and {result.task} in {run.source}")
+                raise ValueError(
+                    f"benchmark {name!r} is a {tasks[name]} task in one run and {result.task} in {run.source}"
+                )
     columns: list[Column] = []
     for task in TaskType:
         names = sorted((n for n, t in tasks.items() if t == task.value), key=lambda n: (order.get(n, len(order)), n))
@@ -90,7 +92,9 @@ def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Ta
                 ci = weighted_f1_ci(have, bootstrap, seed=seed)
                 cells.append(Cell(value, ci, sum(r.n for r in have), partial=len(have) < len(group_names)))
             else:
-                cells.append(Cell(run.reasoning_quality, run.reasoning_quality_ci, len(run.reasoning_scores or []) or None))
+                cells.append(
+                    Cell(run.reasoning_quality, run.reasoning_quality_ci, len(run.reasoning_scores or []) or None)
+                )
         rows.append((run, cells))
     for j in range(len(columns)):
         eligible = [cells[j] for _, cells in rows if cells[j].value is not None and not cells[j].partial]
@@ -102,6 +106,12 @@ def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Ta
     if any(c.partial for _, cells in rows for c in cells):
         notes.append("* average over only the benchmarks that run has: not comparable, never marked best")
     if any(col.kind == "quality" for col in columns):
-        judges = sorted({str(run.meta.get("judge") or "reasoning_quality scorer") for run, _ in rows if run.reasoning_quality is not None})
+        judges = sorted(
+            {
+                str(run.meta.get("judge") or "reasoning_quality scorer")
+                for run, _ in rows
+                if run.reasoning_quality is not None
+            }
+        )
         notes.append(f"reasoning quality: mean judge score 0-100 ({', '.join(judges)}; docs/judging.md)")
     return Table(columns, rows, notes)
