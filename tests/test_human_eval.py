@@ -13,7 +13,14 @@ import pytest
 
 from guard_eval.benchmarks import Sample
 from guard_eval.human_eval.db import QUESTIONS, StudyDB, StudyError, create_study, to_shown, to_stored
-from guard_eval.human_eval.report import cohen_kappa, fleiss_kappa, preference_summary, summarize, wilson_interval
+from guard_eval.human_eval.report import (
+    cohen_kappa,
+    fleiss_kappa,
+    preference_by_model,
+    preference_summary,
+    summarize,
+    wilson_interval,
+)
 from guard_eval.runner import record_for
 from guard_eval.verdict import TaskType
 
@@ -157,7 +164,9 @@ def test_tokens_are_stored_hashed_and_rotate(study):
             s.add_annotator("alice")
         new = s.add_annotator("alice", rotate=True)
         assert s.authenticate(token) is None and s.authenticate(new).name == "alice"
-    raw = db.read_bytes() + (db.with_name(db.name + "-wal").read_bytes() if db.with_name(db.name + "-wal").exists() else b"")
+    raw = db.read_bytes() + (
+        db.with_name(db.name + "-wal").read_bytes() if db.with_name(db.name + "-wal").exists() else b""
+    )
     assert new.encode() not in raw and admin.encode() not in raw
 
 
@@ -167,7 +176,7 @@ def test_tokens_are_stored_hashed_and_rotate(study):
 
 
 def test_annotator_flow_blinded_idempotent_and_private(study):
-    db, admin = study
+    db, _ = study
     alice, bob = _token(db, "alice"), _token(db, "bob")
     client = _client(db)
     home = client.get(f"/a/{alice}")
@@ -189,11 +198,19 @@ def test_annotator_flow_blinded_idempotent_and_private(study):
     stored = StudyDB(db).answers()
     assert len(stored) == 1 and stored[0]["annotator"] == "alice"
     b_side, a_side = ("1", "2") if swapped else ("2", "1")
-    expected = {"coherent": "b" if b_side == "2" else "a", "helpful": "tie", "production": "a" if a_side == "1" else "b"}
+    expected = {
+        "coherent": "b" if b_side == "2" else "a",
+        "helpful": "tie",
+        "production": "a" if a_side == "1" else "b",
+    }
     assert {k: stored[0][k] for k in expected} == expected
     # Double submission: same redirect, first answer kept, still one row.
     again = client.post(f"/a/{alice}/items/{item}", data={**form, "coherent": "1"})
-    assert again.status_code == 303 and _answer_count(db) == 1 and StudyDB(db).answers()[0]["coherent"] == expected["coherent"]
+    assert (
+        again.status_code == 303
+        and _answer_count(db) == 1
+        and StudyDB(db).answers()[0]["coherent"] == expected["coherent"]
+    )
     # Alice sees her answer (as she gave it); Bob sees none of hers.
     mine = client.get(f"/a/{alice}/answers.json").json()
     assert mine == {"annotator": "alice", "answers": [{"item": item, "coherent": "2", "specific": "2", "helpful": "tie",
@@ -233,7 +250,8 @@ def test_access_control(study, path, status):
     "change, status, message",
     [({"coherent": None}, 422, "no answer to 'coherent'"), ({"specific": "B"}, 422, "'specific' must be one of 1, 2, tie"),
      ({"csrf": "0" * 32}, 403, "form token"), ({"csrf": None}, 403, "form token"), ("item", 404, "No item '77'"),
-     ("token", 403, "not valid"), ("json", 400, "Expected a form post")],
+     ("token", 403, "not valid"), ("json", 400, "Expected a form post"),
+     ("multipart", 400, "Could not read the form: Missing boundary")],
 )  # fmt: skip
 def test_bad_submissions_store_nothing(study, change, status, message):
     db, _ = study
@@ -247,6 +265,8 @@ def test_bad_submissions_store_nothing(study, change, status, message):
         url = f"/a/{alice[:-2]}zz/items/1"
     if change == "json":
         r = client.post(url, json=form)
+    elif change == "multipart":
+        r = client.post(url, content=b"--x\r\n\r\n", headers={"content-type": "multipart/form-data"})
     else:
         if isinstance(change, dict):
             form = {k: v for k, v in {**form, **change}.items() if v is not None}
@@ -272,9 +292,11 @@ def test_admin_exports_and_answers_survive_a_new_app(study):
     db, admin = study
     tokens = {name: _token(db, name) for name in ("alice", "bob")}
     client = _client(db)
-    for name, token in tokens.items():
+    for token in tokens.values():
         for item in (1, 2):
-            client.post(f"/a/{token}/items/{item}", data={**_form(client, token, item), **dict.fromkeys(QUESTIONS, "2")})
+            client.post(
+                f"/a/{token}/items/{item}", data={**_form(client, token, item), **dict.fromkeys(QUESTIONS, "2")}
+            )
     restarted = _client(db)  # a fresh app on the same file: a server restart
     data = restarted.get(f"/admin/{admin}/export.json").json()
     assert data["study"]["a"] == "generic-model" and len(data["items"]) == 4 and len(data["answers"]) == 4
@@ -296,7 +318,10 @@ def test_wilson_interval_properties():
     lo, hi = wilson_interval(60, 100)
     assert lo < 60 < hi and hi - lo < 20
     assert wilson_interval(0, 5)[0] == 0 and wilson_interval(5, 5)[1] == 100
-    assert wilson_interval(60, 100)[1] - wilson_interval(60, 100)[0] > wilson_interval(600, 1000)[1] - wilson_interval(600, 1000)[0]
+    assert (
+        wilson_interval(60, 100)[1] - wilson_interval(60, 100)[0]
+        > wilson_interval(600, 1000)[1] - wilson_interval(600, 1000)[0]
+    )
 
 
 def test_kappas_match_references():
@@ -341,6 +366,14 @@ def test_report_win_rates_and_agreement(study, tmp_path):
     out = tmp_path / "summary.json"
     out.write_text(json.dumps(summarize(db)))
     assert preference_summary(out, "coherent", "a") == pytest.approx(100 * 2 / 10)
+    by_model = preference_by_model(out)
+    assert (
+        by_model["specific-model"]["win_pct"] == pytest.approx(60)
+        and by_model["generic-model"]["vs"] == "specific-model"
+    )
+    assert by_model["generic-model"]["win_ci"] == pytest.approx(wilson_interval(2, 10))
+    with pytest.raises(ValueError, match="question must be one of"):
+        preference_summary(out, "funny")
 
 
 def test_report_of_empty_study(study):
@@ -389,6 +422,13 @@ def test_cli_errors_and_report(study, tmp_path, capsys):
     assert "give both --a and --b" in capsys.readouterr().err
     assert main(["human-eval", "report", str(tmp_path / "runs")]) == 1
     assert "no such study database" in capsys.readouterr().err
+    (tmp_path / "notes.txt").write_text("not a database at all, just some text " * 10)
+    assert main(["human-eval", "report", str(tmp_path / "notes.txt")]) == 1
+    assert "notes.txt: not a human-eval study database" in capsys.readouterr().err
+    bad = tmp_path / "human.json"
+    bad.write_text('{"schema": "other"}')
+    with pytest.raises(ValueError, match="human.json: not a human-eval summary"):
+        preference_summary(bad)
     _answer(db, "alice", {1: "b", 2: "b", 3: "a"})
     out = tmp_path / "r" / "human.json"
     assert main(["human-eval", "report", str(db), "--json", str(out)]) == 0

@@ -20,7 +20,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_human_eval import write_run
 
 CHROMIUM = Path("/usr/bin/chromium")

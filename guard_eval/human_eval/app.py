@@ -170,8 +170,8 @@ def create_app(db_path: str | Path, show_gold: bool = False) -> FastAPI:
             raise HTTPException(400, f"Expected a form post (application/x-www-form-urlencoded), got {content_type!r}.")
         try:
             form = await request.form()
-        except Exception as e:  # noqa: BLE001 -- a body the multipart parser chokes on is the client's fault
-            raise HTTPException(400, f"Could not read the form: {e}") from e
+        except StarletteHTTPException as e:  # Starlette's own 400 for a broken multipart body
+            raise HTTPException(400, f"Could not read the form: {e.detail}") from e
         return RedirectResponse(await run_in_threadpool(save, token, item, form), status_code=303)
 
     @app.get("/a/{token}/answers.json")

@@ -23,7 +23,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.a or args.b:
         if not (args.a and args.b):
             raise ValueError("give both --a and --b (two `guard-eval run` output dirs or samples.jsonl files)")
-        new.append(("admin", create_study(db_path, args.a, args.b, args.n, args.seed, args.name_a, args.name_b), "admin"))
+        new.append(
+            ("admin", create_study(db_path, args.a, args.b, args.n, args.seed, args.name_a, args.name_b), "admin")
+        )
     elif not db_path.exists():
         raise FileNotFoundError(f"{db_path}: no study yet; create it with --a RUN_A --b RUN_B")
     with StudyDB(db_path) as db:
@@ -92,8 +94,12 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--db", default="human-eval.sqlite", help="study database (default: human-eval.sqlite)")
     p.add_argument("--name-a", help="name of A in reports (default: the run's model name)")
     p.add_argument("--name-b", help="name of B in reports")
-    p.add_argument("--annotator", action="append", metavar="NAME",
-                   help="add an annotator and print their link (repeatable; default on a new study: annotator-1)")
+    p.add_argument(
+        "--annotator",
+        action="append",
+        metavar="NAME",
+        help="add an annotator and print their link (repeatable; default on a new study: annotator-1)",
+    )
     p.add_argument("--show-gold", action="store_true", help="show the ground truth once an item is answered")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)

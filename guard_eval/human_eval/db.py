@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 SCHEMA_VERSION = 1
 
@@ -165,7 +165,9 @@ def load_side(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def pair_items(a: Mapping[str, dict], b: Mapping[str, dict], n: int, seed: int, where: str = "") -> list[dict[str, Any]]:
+def pair_items(
+    a: Mapping[str, dict], b: Mapping[str, dict], n: int, seed: int, where: str = ""
+) -> list[dict[str, Any]]:
     """``n`` items drawn with ``seed`` from the sample ids both runs answered, in draw order.
 
     The same id must be the same conversation in both runs; anything else means the two runs are not comparable.
@@ -279,7 +281,7 @@ class StudyDB:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> StudyDB:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -380,4 +382,3 @@ def to_stored(shown: str, swapped: bool) -> str:
 
 def to_shown(stored: str, swapped: bool) -> str:
     return "tie" if stored == "tie" else ("1", "2")[(stored == "b") ^ swapped]
-

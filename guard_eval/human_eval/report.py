@@ -174,6 +174,18 @@ def preference_summary(path: str | Path, question: str = "production", side: str
     return q[f"{side}_pct"]
 
 
+def preference_by_model(path: str | Path, question: str = "production") -> dict[str, dict[str, Any]]:
+    """``{model name: {"win_pct", "win_ci", "tie_pct", "n", "vs"}}``: one entry per side, the shape a leaderboard
+    column or a compare report needs."""
+    summary = load_summary(path)
+    q = summary["questions"][question]
+    return {
+        summary[side]: {"win_pct": q[f"{side}_pct"], "win_ci": q[f"{side}_ci"], "tie_pct": q["tie_pct"], "n": q["n"],
+                        "vs": summary[other]}
+        for side, other in (("a", "b"), ("b", "a"))
+    }  # fmt: skip
+
+
 def _pct(value: float | None, ci: Sequence[float] | None = None) -> str:
     if value is None:
         return "-"
@@ -181,14 +193,14 @@ def _pct(value: float | None, ci: Sequence[float] | None = None) -> str:
 
 
 def to_markdown(summary: dict[str, Any]) -> str:
+    counts = ", ".join(f"{k}: {v}" for k, v in summary["annotators"].items()) or "none"
+    header = ["question", "n", "B wins % [95% CI]", "A wins % [95% CI]", "ties %", "B of decisive % [95% CI]",
+              "trace 1 picked %", "agreement"]  # fmt: skip
     lines = [
-        f"Human A/B study: A = {summary['a']}, B = {summary['b']}; {summary['answers']} answers on "
-        f"{summary['items']} items by {len(summary['annotators'])} annotators "
-        f"({', '.join(f'{k}: {v}' for k, v in summary['annotators'].items()) or 'none'})",
-        "",
-        "| question | n | B wins % [95% CI] | A wins % [95% CI] | ties % | B of decisive % [95% CI] | trace 1 picked % "
-        "| agreement |",
-        "|---|---|---|---|---|---|---|---|",
+        f"Human A/B study: A = {summary['a']}, B = {summary['b']}; {summary['answers']} answers on {summary['items']} "
+        + f"items by {len(summary['annotators'])} annotators ({counts})\n",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
     ]
     for key, q in summary["questions"].items():
         ag = q["agreement"]
