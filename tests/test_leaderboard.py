@@ -315,3 +315,30 @@ def test_guardreasoner_baselines_compare(data_dir, capsys):
                  "--bootstrap", "200"]) == 0  # fmt: skip
     out = capsys.readouterr().out
     assert "| harmbench_prompt    | 239  | 96.3 | 89.1" in out and "disagreements" in out
+
+
+def test_command_choices_match_the_implementations():
+    from guard_eval.leaderboard import commands, loaders
+    from guard_eval.leaderboard import render as render_module
+
+    assert commands.FORMATS == render_module.FORMATS and commands.BASELINES == loaders.BASELINES
+
+
+def test_help_does_not_import_the_metric_stack():
+    """`guard-eval --help` stays fast: registering the judge/leaderboard commands imports no scikit-learn,
+    matplotlib or Inspect."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, sys\n"
+        "from guard_eval import default_judges\n"
+        "from guard_eval.leaderboard import commands\n"
+        "sub = argparse.ArgumentParser().add_subparsers()\n"
+        "default_judges.guard_register_judges()\n"
+        "for plugin in (default_judges, commands):\n"
+        "    plugin.guard_register_commands('guard-eval', sub)\n"
+        "print(sorted(m for m in ('sklearn', 'matplotlib', 'inspect_ai', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -9,13 +9,22 @@ Command line: ``guard-eval leaderboard RUN... [--format md|csv|html|png] [--outp
 ``guard-eval compare A B`` (docs/leaderboard.md).
 """
 
-from guard_eval.leaderboard.compare import Comparison, compare_runs
-from guard_eval.leaderboard.loaders import RunFormatError, load_baseline, load_path, load_runs
-from guard_eval.leaderboard.model import BenchmarkResult, Outcome, Run
-from guard_eval.leaderboard.render import FORMATS, render
-from guard_eval.leaderboard.table import Table, build_table
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "FORMATS", "BenchmarkResult", "Comparison", "Outcome", "Run", "RunFormatError", "Table", "build_table",
-    "compare_runs", "load_baseline", "load_path", "load_runs", "render",
-]  # fmt: skip
+# Lazy re-exports: the command plugin imports this package on every `guard-eval` call, and the metric code behind
+# these names pulls in scikit-learn; load it only when a name is used.
+_EXPORTS = {
+    "Comparison": "compare", "compare_runs": "compare",
+    "RunFormatError": "loaders", "load_baseline": "loaders", "load_path": "loaders", "load_runs": "loaders",
+    "BenchmarkResult": "model", "Outcome": "model", "Run": "model",
+    "FORMATS": "render", "render": "render",
+    "Table": "table", "build_table": "table",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from guard_eval.hookspecs import hookimpl
 
+FORMATS = ("md", "csv", "html", "png")  # = guard_eval.leaderboard.render.FORMATS, without importing the renderers
+BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")  # = loaders.BASELINES
 _SUFFIX = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".png": "png"}
 
 
@@ -65,9 +67,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def guard_register_commands(program, subparsers):
     if program != "guard-eval":
         return
-    from guard_eval.leaderboard.loaders import BASELINES
-    from guard_eval.leaderboard.render import FORMATS
-
     p = subparsers.add_parser(
         "leaderboard",
         help="one table of checkpoints x benchmarks (F1 + bootstrap CIs, weighted averages, reasoning quality)",
