@@ -319,9 +319,9 @@ def test_guardreasoner_baselines_compare(data_dir, capsys):
 
 def test_command_choices_match_the_implementations():
     from guard_eval.leaderboard import commands, loaders
-    from guard_eval.leaderboard import render as render_module
+    from guard_eval.leaderboard import renderers
 
-    assert commands.FORMATS == render_module.FORMATS and commands.BASELINES == loaders.BASELINES
+    assert commands.FORMATS == renderers.FORMATS and commands.BASELINES == loaders.BASELINES
 
 
 def test_help_does_not_import_the_metric_stack():

@@ -2,7 +2,7 @@
 
     runs = load_runs(["sft=runs/sft", "dpo=runs/dpo", "logs/"])      # loaders.py
     table = build_table(runs)                                          # table.py
-    print(render(table, "md"))                                         # render.py: md, csv, html, png
+    print(render(table, "md"))                                         # renderers.py: md, csv, html, png
     print(compare.to_markdown(compare_runs(runs[0], runs[1])))         # compare.py
 
 Command line: ``guard-eval leaderboard RUN... [--format md|csv|html|png] [--output FILE]`` and
@@ -18,7 +18,7 @@ _EXPORTS = {
     "Comparison": "compare", "compare_runs": "compare",
     "RunFormatError": "loaders", "load_baseline": "loaders", "load_path": "loaders", "load_runs": "loaders",
     "BenchmarkResult": "model", "Outcome": "model", "Run": "model",
-    "FORMATS": "render", "render": "render",
+    "FORMATS": "renderers", "render": "renderers",
     "Table": "table", "build_table": "table",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from guard_eval.hookspecs import hookimpl
 
-FORMATS = ("md", "csv", "html", "png")  # = guard_eval.leaderboard.render.FORMATS, without importing the renderers
+FORMATS = ("md", "csv", "html", "png")  # = guard_eval.leaderboard.renderers.FORMATS, without importing the renderers
 BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")  # = loaders.BASELINES
 _SUFFIX = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".png": "png"}
 

@@ -1,5 +1,5 @@
 """The leaderboard table: rows = runs, columns = benchmarks grouped by task type, each group's weighted average, and
-reasoning quality; the best value of each column marked. Renderers (render.py) only lay it out.
+reasoning quality; the best value of each column marked. Renderers (renderers.py) only lay it out.
 
 An average over fewer benchmarks than its group has (a run that skipped one) is computed over what the run has, marked
 ``partial`` and never marked best: it is not comparable with the full averages.
