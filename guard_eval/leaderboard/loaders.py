@@ -117,6 +117,12 @@ def _label_score(scores: dict[str, Any]) -> Any:
     return None
 
 
+def _inspect_model_name(log: Any) -> str:
+    """The model of a log; a local checkpoint (``hf/local -M model_path=DIR``) is named by its directory."""
+    path = (log.eval.model_args or {}).get("model_path")
+    return f"{log.eval.model} ({path})" if path else log.eval.model
+
+
 def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
     """One run per model over all given logs; a re-run of the same task replaces the older log."""
     from inspect_ai.log import read_eval_log
@@ -130,7 +136,7 @@ def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
             raise RunFormatError(f"{path}: not a readable Inspect log ({type(e).__name__}: {e})") from e
         if log.status != "success":
             raise RunFormatError(f"{path}: Inspect log status is {log.status!r}; re-run or remove it")
-        key = (log.eval.model, log.eval.task)
+        key = (_inspect_model_name(log), log.eval.task)
         if key not in latest or log.eval.created > latest[key][1].eval.created:
             latest[key] = (path, log)
     runs: dict[str, Run] = {}
