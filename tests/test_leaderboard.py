@@ -342,3 +342,14 @@ def test_help_does_not_import_the_metric_stack():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_without_matplotlib_html_has_no_chart_and_png_says_what_to_install(runs, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    table = build_table(load_runs([str(runs / "sft")], bootstrap=0))
+    page = render(table, "html")
+    assert "<table" in page and "data:image/png" not in page
+    assert main(["leaderboard", str(runs / "sft"), "--output", str(runs / "x.png")]) == 1
+    assert "pip install 'guard-bench[report]'" in capsys.readouterr().err

@@ -70,7 +70,10 @@ def to_csv(table: Table) -> str:
 
 def to_png(table: Table, dpi: int = 120) -> bytes:
     """A grouped bar chart: one group of bars per column, one bar per run, bootstrap intervals as error bars."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("the PNG chart needs matplotlib: pip install 'guard-bench[report]'") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -166,7 +169,11 @@ def render(table: Table, fmt: str, title: str = "guard-bench leaderboard", ci: b
     if fmt == "csv":
         return to_csv(table)
     if fmt == "html":
-        return to_html(table, title, to_png(table))
+        try:
+            chart = to_png(table)
+        except RuntimeError:  # no matplotlib: the page without its chart
+            chart = None
+        return to_html(table, title, chart)
     if fmt == "png":
         return to_png(table)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
