@@ -125,7 +125,10 @@ def _inspect_model_name(log: Any) -> str:
 
 def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
     """One run per model over all given logs; a re-run of the same task replaces the older log."""
-    from inspect_ai.log import read_eval_log
+    try:
+        from inspect_ai.log import read_eval_log
+    except ImportError:
+        raise RuntimeError(f"{paths[0]}: reading Inspect logs needs inspect-ai: pip install 'guard-bench[inspect]'") from None
 
     known = _known_benchmarks()
     latest: dict[tuple[str, str], Any] = {}
