@@ -141,19 +141,12 @@ def stage_base(ctx: Context) -> dict[str, Any]:
 
 def run_method(step: TrainStep, stage_dir: Path, **inputs: Any) -> str:
     """Run a registered training method: its YAML config, then the step's overrides, then the pipeline's inputs."""
-    from guard_eval.plugins import registry
+    from guard_train.config import load_config
+    from guard_train.methods import get_method
 
-    methods = registry("guard_register_training_methods")
-    if step.method not in methods:
-        raise KeyError(f"unknown training method {step.method!r}; registered: {', '.join(sorted(methods))}")
-    method = methods[step.method]
-    raw: dict[str, Any] = {}
-    if step.config:
-        if not Path(step.config).is_file():
-            raise FileNotFoundError(f"{step.method} config not found: {step.config}")
-        raw = yaml.safe_load(Path(step.config).read_text()) or {}
-    raw = {**raw, **step.overrides, **inputs, "output_dir": str(stage_dir)}
-    return str(method.run(_build(method.config_cls, raw, step.config or step.method)))
+    method = get_method(step.method)
+    config = load_config(method.config_cls, step.config, {**step.overrides, **inputs, "output_dir": str(stage_dir)})
+    return str(method.run(config))
 
 
 def _train_stage(ctx: Context, step: TrainStep, stage: str, **inputs: Any) -> dict[str, Any]:
