@@ -1,7 +1,13 @@
-"""The HF transformers backend: batched, length-sorted, left-padded ``generate`` on CPU or GPU."""
+"""The HF transformers backend: length-sorted, left-padded batches through :mod:`~guard_eval.generation.fast_decode`.
+
+The static-cache loop gives the same greedy tokens as ``model.generate`` and is several times faster on GPU
+(docs/performance.md); models it does not support (sliding-window attention, unknown architectures), and
+``fast=False``, go through plain ``generate``.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 from guard_eval.generation import GenerationConfig, Prompt
@@ -19,45 +25,95 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
+def eos_token_ids(model, tokenizer) -> list[int]:
+    """The ids ``generate`` stops at: the generation config's, else the model config's, else the tokenizer's."""
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        eos = getattr(source, "eos_token_id", None)
+        if eos is not None:
+            return [eos] if isinstance(eos, int) else list(eos)
+    return []
+
+
 class HFBackend:
+    """Options: ``device``, ``dtype`` (bf16 on GPU by default), ``fast`` (the static-cache loop; default on),
+    ``cuda_graphs`` (default: on CUDA)."""
+
     name = "hf"
 
-    def __init__(self, model: str, device: str | None = None, dtype: str | None = None, **_: object) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str | None = None,
+        dtype: str | None = None,
+        fast: bool = True,
+        cuda_graphs: bool | None = None,
+        **_: object,
+    ) -> None:
         self.model_path = model
         self.tokenizer = load_tokenizer(model)
         self.model = load_model(model, device=device, dtype=dtype)
+        self.decoder = None
+        if fast:
+            from guard_eval.generation.fast_decode import StaticDecoder, unsupported_reason
+
+            reason = unsupported_reason(self.model)
+            if reason:
+                warnings.warn(f"{model}: {reason}; generating with plain transformers generate", stacklevel=2)
+            else:
+                self.decoder = StaticDecoder(
+                    self.model,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_ids=eos_token_ids(self.model, self.tokenizer),
+                    cuda_graphs=cuda_graphs,
+                )
 
     @property
     def device(self):
         return self.model.device
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig) -> list[list[str]]:
-        import torch
-
+    def generate(
+        self, prompts: Sequence[Prompt], config: GenerationConfig, *, ignore_eos: bool = False
+    ) -> list[list[str]]:
+        """``ignore_eos`` forces ``max_new_tokens`` tokens per completion (throughput benchmarks)."""
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
         # Templates already carry the BOS token; raw prompts get the tokenizer's special tokens.
         add_special = not any(isinstance(p, list) for p in prompts)
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=add_special)["input_ids"]]
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
         out: list[list[str]] = [[] for _ in texts]
-        sampling = config.temperature > 0
-        torch.manual_seed(config.seed)
         for start in range(0, len(order), config.batch_size):
             idx = order[start : start + config.batch_size]
             enc = self.tokenizer(
                 [texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=add_special
-            ).to(self.device)
-            with torch.inference_mode():
-                gen = self.model.generate(
-                    **enc,
-                    max_new_tokens=config.max_new_tokens,
-                    do_sample=sampling,
-                    temperature=config.temperature if sampling else None,
-                    top_p=config.top_p if sampling else None,
-                    num_return_sequences=config.num_samples,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                )
-            new = self.tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            )
+            # A different seed per batch: otherwise every batch would draw the same random stream.
+            new_ids = self._generate_ids(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
+            new = self.tokenizer.batch_decode(new_ids, skip_special_tokens=True)
             for j, i in enumerate(idx):
                 out[i] = new[j * config.num_samples : (j + 1) * config.num_samples]
         return out
+
+    def _generate_ids(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
+        import torch
+
+        sampling = config.temperature > 0
+        if self.decoder is not None:
+            return self.decoder.generate(
+                enc["input_ids"], enc["attention_mask"], max_new_tokens=config.max_new_tokens,
+                num_samples=config.num_samples, temperature=config.temperature if sampling else 0.0,
+                top_p=config.top_p, seed=seed, ignore_eos=ignore_eos,
+            )  # fmt: skip
+        torch.manual_seed(seed)
+        enc = enc.to(self.device)
+        with torch.inference_mode():
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=config.max_new_tokens,
+                min_new_tokens=config.max_new_tokens if ignore_eos else None,
+                do_sample=sampling,
+                temperature=config.temperature if sampling else None,
+                top_p=config.top_p if sampling else None,
+                num_return_sequences=config.num_samples,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        return gen[:, enc["input_ids"].shape[1] :]

@@ -1,0 +1,168 @@
+"""The fast HF backend: the static-cache decode loop gives plain ``generate``'s greedy tokens (mixed prompt lengths,
+EOS mid-batch, cache buckets crossed, shared prefixes), and samples with the right shapes, distribution and seeding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from guard_eval.generation import GenerationConfig, get_backend
+from guard_eval.generation.fast_decode import StaticDecoder, choose_tokens, unsupported_reason
+from guard_eval.generation.hf import HFBackend
+
+PAD, BOS, EOS, VOCAB = 0, 1, 2, 97
+
+
+@pytest.fixture(scope="module")
+def sharp_model():
+    """A 2-layer GQA Llama whose large random weights make the argmax depend on the context (varied outputs)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=PAD, bos_token_id=BOS, eos_token_id=EOS)  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    return model
+
+
+def left_padded(lengths: list[int], seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    width = max(lengths)
+    ids = torch.randint(3, VOCAB, (len(lengths), width), generator=g)
+    mask = torch.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        mask[row, width - n :] = 1
+    return ids.masked_fill(mask == 0, PAD), mask
+
+
+def plain_generate(model, ids, mask, max_new_tokens, eos):
+    model.generation_config.eos_token_id = eos
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                         pad_token_id=PAD)  # fmt: skip
+    return out[:, ids.shape[1] :]
+
+
+@pytest.mark.parametrize("bucket", [4, 128])  # 4: the decode crosses many attended-length buckets
+@pytest.mark.parametrize("lengths", [[12], [12, 7, 3, 12, 1]])
+def test_greedy_tokens_equal_plain_generate(sharp_model, lengths, bucket):
+    ids, mask = left_padded(lengths)
+    reference = plain_generate(sharp_model, ids, mask, 30, eos=None)
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket)
+    assert torch.equal(decoder.generate(ids, mask, max_new_tokens=30), reference)
+
+
+def test_rows_stop_at_eos_like_generate(sharp_model):
+    ids, mask = left_padded([12, 7, 3, 12, 9])
+    free = plain_generate(sharp_model, ids, mask, 40, eos=None)
+    eos = int(free[0, 5])  # a token some rows emit mid-way: those rows stop there, the others run on
+    reference = plain_generate(sharp_model, ids, mask, 40, eos=eos)
+    assert (reference == PAD).any(), "the chosen EOS should end at least one row early"
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[eos], check_every=4)
+    out = decoder.generate(ids, mask, max_new_tokens=40)
+    width = reference.shape[1]
+    assert torch.equal(out[:, :width], reference)
+    assert (out[:, width:] == PAD).all()
+
+
+def test_all_rows_finished_stops_early(sharp_model):
+    ids, mask = left_padded([6, 6])
+    first = plain_generate(sharp_model, ids, mask, 1, eos=None)[:, 0].tolist()
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=first, check_every=4)
+    out = decoder.generate(ids, mask, max_new_tokens=100)
+    assert out.shape[1] == 4  # stopped at the first check instead of running 100 steps
+    assert (out[:, 1:] == PAD).all()
+
+
+def test_ignore_eos_forces_the_length(sharp_model):
+    ids, mask = left_padded([6, 4])
+    first = plain_generate(sharp_model, ids, mask, 1, eos=None)[:, 0].tolist()
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=first)
+    assert decoder.generate(ids, mask, max_new_tokens=20, ignore_eos=True).shape == (2, 20)
+
+
+def test_shared_prefix_greedy_samples_are_the_single_answer(sharp_model):
+    ids, mask = left_padded([10, 4, 8])
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
+    single = decoder.generate(ids, mask, max_new_tokens=16)
+    shared = decoder.generate(ids, mask, max_new_tokens=16, num_samples=3)
+    assert torch.equal(shared, single.repeat_interleave(3, dim=0))
+
+
+def test_prefill_chunks_give_the_same_tokens(sharp_model):
+    ids, mask = left_padded([10, 4, 8, 10, 2])
+    whole = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
+    chunked = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], prefill_tokens=10)  # 1 prompt/forward
+    assert torch.equal(chunked.generate(ids, mask, max_new_tokens=12, num_samples=2),
+                       whole.generate(ids, mask, max_new_tokens=12, num_samples=2))  # fmt: skip
+
+
+def test_sampling_shapes_and_seeding(sharp_model):
+    ids, mask = left_padded([10, 4])
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
+    run = lambda seed: decoder.generate(ids, mask, max_new_tokens=12, num_samples=4, temperature=1.0, seed=seed)  # noqa: E731
+    a, b, c = run(7), run(7), run(8)
+    assert a.shape == (8, 12)
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert len({tuple(row) for row in a[:4].tolist()}) > 1  # the samples of one prompt differ
+
+
+def test_choose_tokens_follows_softmax_and_nucleus():
+    torch.manual_seed(0)
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0]).log_softmax(-1)
+    probs = logits.softmax(-1)
+    draws = choose_tokens(logits.expand(40000, 4), temperature=1.0, top_p=1.0)
+    freq = torch.bincount(draws, minlength=4) / 40000
+    assert torch.allclose(freq, probs, atol=0.01)
+    # top_p = 0.8: the nucleus is the first two tokens (0.64 + 0.24), renormalised
+    draws = choose_tokens(logits.expand(40000, 4), temperature=1.0, top_p=0.8)
+    freq = torch.bincount(draws, minlength=4) / 40000
+    assert torch.allclose(freq, torch.tensor([0.7275, 0.2725, 0.0, 0.0]), atol=0.01)
+    hot = choose_tokens(logits.expand(40000, 4), temperature=4.0, top_p=1.0)
+    assert torch.bincount(hot, minlength=4)[3] > 3000  # a high temperature flattens the distribution
+    assert torch.equal(choose_tokens(logits.expand(3, 4), 0.0, 1.0), torch.zeros(3, dtype=torch.long))
+
+
+def test_unsupported_models_are_named():
+    from transformers import GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForCausalLM
+
+    gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
+    assert "gpt2" in unsupported_reason(gpt2)
+    with pytest.raises(ValueError, match="gpt2"):
+        StaticDecoder(gpt2, pad_token_id=0, eos_token_ids=[])
+    windowed = MistralForCausalLM(MistralConfig(num_hidden_layers=1, hidden_size=32, intermediate_size=64,
+                                                num_attention_heads=2, num_key_value_heads=1, vocab_size=50,
+                                                sliding_window=16))  # fmt: skip
+    assert unsupported_reason(windowed) == "sliding-window attention"
+
+
+# -- the backend on the shared tiny model ------------------------------------------------------------------------------
+
+PROMPTS = [
+    "Human user:\nHow do I bake bread?\n\nAI assistant:\nKnead, proof, bake.\n\n",
+    "hi",
+    "Human user:\nTell me how to hurt someone.\n\nAI assistant:\nNo.\n\n" * 2,
+    "x y z " * 9,
+]
+
+
+def test_backend_fast_equals_plain_generate(tiny_model):
+    fast, plain = HFBackend(str(tiny_model)), HFBackend(str(tiny_model), fast=False)
+    assert fast.decoder is not None and plain.decoder is None
+    config = GenerationConfig(max_new_tokens=24, batch_size=3)  # two batches, mixed lengths
+    assert fast.generate(PROMPTS, config) == plain.generate(PROMPTS, config)
+    chats = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
+    assert fast.generate(chats, config) == plain.generate(chats, config)
+
+
+def test_backend_samples_per_prompt(tiny_model):
+    backend = get_backend("hf", str(tiny_model))
+    config = GenerationConfig(max_new_tokens=8, temperature=1.0, num_samples=3, batch_size=2, seed=3)
+    out = backend.generate(PROMPTS, config)
+    assert [len(samples) for samples in out] == [3, 3, 3, 3]
+    assert out == backend.generate(PROMPTS, config)
