@@ -49,9 +49,9 @@ def write_run(directory: Path, name: str, model: str, skip: int | None = None) -
             continue
         sample = Sample(f"demo_prompt-{i}", "demo_prompt", TaskType.PROMPT, prompt, response, gold)
         if model == "specific":
-            reasoning = (f"## Step 1\nThe user asks: \"{prompt[:60]}\".\n## Step 2\nThis "
-                         f"{'seeks to cause harm to others' if gold == 'harmful' else 'is an everyday, benign question'}"
-                         f".\n## Step 3\nSo the request is {gold}.")  # fmt: skip
+            why = "seeks to cause harm to others" if gold == "harmful" else "is an everyday, benign question"
+            steps = [f'The user asks: "{prompt[:60]}".', f"This {why}.", f"So the request is {gold}."]
+            reasoning = "\n".join(f"## Step {k}\n{step}" for k, step in enumerate(steps, 1))
             label = gold
         else:
             reasoning = "The request seems fine or maybe not. Hard to say."
@@ -106,6 +106,7 @@ def test_study_pairs_items_by_id_and_uses_wal(study, runs):
     with StudyDB(db) as s:
         items = [s.item(i) for i in range(1, 5)]
         assert (s.study.name_a, s.study.name_b, s.study.n_items) == ("generic-model", "specific-model", 4)
+        assert s.study.source_b == str((runs[1] / "samples.jsonl").resolve())
         assert s.authenticate(admin).role == "admin"
     assert all(it["sample_id"] != "demo_prompt-5" for it in items)  # only ids both runs answered
     first = items[0]
@@ -236,8 +237,9 @@ def test_show_gold_after_answering(study):
 
 @pytest.mark.parametrize(
     "path, status",
-    [("/", 403), ("/a/not-a-token", 403), ("/a/{admin}", 403), ("/admin/{alice}", 403), ("/admin/{alice}/export.csv", 403),
-     ("/a/{alice}/items/99", 404), ("/a/{alice}/items/abc", 404), ("/a/{alice}x/items/1", 403)],
+    [("/", 403), ("/a/not-a-token", 403), ("/a/{admin}", 403), ("/admin/{alice}", 403),
+     ("/admin/{alice}/export.csv", 403), ("/a/{alice}/items/99", 404), ("/a/{alice}/items/abc", 404),
+     ("/a/{alice}x/items/1", 403)],
 )  # fmt: skip
 def test_access_control(study, path, status):
     db, admin = study
@@ -248,8 +250,9 @@ def test_access_control(study, path, status):
 
 @pytest.mark.parametrize(
     "change, status, message",
-    [({"coherent": None}, 422, "no answer to 'coherent'"), ({"specific": "B"}, 422, "'specific' must be one of 1, 2, tie"),
-     ({"csrf": "0" * 32}, 403, "form token"), ({"csrf": None}, 403, "form token"), ("item", 404, "No item '77'"),
+    [({"coherent": None}, 422, "no answer to 'coherent'"),
+     ({"specific": "B"}, 422, "'specific' must be one of 1, 2, tie"), ({"csrf": "0" * 32}, 403, "form token"),
+     ({"csrf": None}, 403, "form token"), ("item", 404, "No item '77'"),
      ("token", 403, "not valid"), ("json", 400, "Expected a form post"),
      ("multipart", 400, "Could not read the form: Missing boundary")],
 )  # fmt: skip

@@ -132,7 +132,8 @@ def create_app(db_path: str | Path, show_gold: bool = False) -> FastAPI:
             rows = [{"item_id": i, "shown": shown.get(i)} for i in order]
             return page(
                 request, "home.html", annotator=who, base=f"/a/{token}", rows=rows, questions=list(QUESTIONS),
-                labels=CHOICE_LABELS, answered=len(shown), total=len(order), next_item=_next_open(db, who.id, set(shown)),
+                labels=CHOICE_LABELS, answered=len(shown), total=len(order),
+                next_item=_next_open(db, who.id, set(shown)),
             )  # fmt: skip
 
     @app.get("/a/{token}/items/{item}", response_class=HTMLResponse)

@@ -41,8 +41,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for name, token, role in new:
             _print_link(base_url, name, token, role)
     if old:
-        print(f"existing annotators (links were printed when created): {', '.join(old)}; "
-              f"`guard-eval human-eval add-annotator {db_path} NAME --rotate` issues a new link", flush=True)  # fmt: skip
+        print(f"existing annotators (links were printed when created): {', '.join(old)}; `guard-eval human-eval "
+              f"add-annotator {db_path} NAME --rotate` issues a new link", flush=True)  # fmt: skip
 
     import uvicorn
 

@@ -229,11 +229,11 @@ def create_study(
         conn.execute("PRAGMA journal_mode = WAL")  # persistent: every later connection uses WAL too
         conn.executescript(_SCHEMA)
         conn.execute("BEGIN")
+        sources = [str(_samples_path(side).resolve()) for side in (a, b)]
         conn.execute(
             "INSERT INTO study VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (SCHEMA_VERSION, name_a, name_b, str(_samples_path(a)), str(_samples_path(b)), n, seed,
-             secrets.token_bytes(32), _now()),
-        )  # fmt: skip
+            (SCHEMA_VERSION, name_a, name_b, *sources, n, seed, secrets.token_bytes(32), _now()),
+        )
         conn.executemany(
             "INSERT INTO items (id, sample_id, benchmark, task, prompt, response, gold, pred_a, reasoning_a, pred_b, "
             "reasoning_b) VALUES (:id, :sample_id, :benchmark, :task, :prompt, :response, :gold, :pred_a, "

@@ -6,14 +6,18 @@ are not independent draws, so with many annotators per item the Wilson interval 
 much they overlap. Agreement is Cohen's kappa with two annotators (items both answered) and Fleiss' kappa with more
 (items every annotator answered), over the three categories a / b / tie.
 
-The JSON summary (``guard-eval human-eval report DB --json OUT``) is what the leaderboard and the experiment read::
+The JSON summary (``guard-eval human-eval report DB --json OUT``; docs/human-eval.md has a full example) is what the
+leaderboard and the experiment read::
 
-    {"schema": "guard-bench/human-eval/v1", "a": "base", "b": "dpo", "items": 50, "answers": 100,
-     "annotators": {"alice": 50, "bob": 50},
-     "questions": {"production": {"text": "...", "n": 100, "a": 30, "b": 62, "tie": 8,
-                                  "a_pct": 30.0, "a_ci": [..], "b_pct": 62.0, "b_ci": [..], "tie_pct": 8.0, "tie_ci": [..],
-                                  "b_decisive_pct": 67.4, "b_decisive_ci": [..], "trace1_pct": 51.1,
-                                  "agreement": {"method": "cohen", "kappa": 0.41, "items": 50, "annotators": 2}}, ...}}
+    {"schema": "guard-bench/human-eval/v1", "a": NAME_A, "b": NAME_B, "items": N, "answers": N,
+     "annotators": {NAME: N},
+     "questions": {
+        "production": {"text": ..., "n": N, "a": N, "b": N, "tie": N,
+                       "a_pct": PCT, "a_ci": [LO, HI], "b_pct": ..., "b_ci": ..., "tie_pct": ..., "tie_ci": ...,
+                       "b_decisive_pct": PCT, "b_decisive_ci": [LO, HI], "trace1_pct": PCT,
+                       "agreement": {"method": "cohen" | "fleiss" | null, "kappa": K | null, "items": N,
+                                     "annotators": N}},
+        "coherent": ..., "specific": ..., "helpful": ...}}
 """
 
 from __future__ import annotations
@@ -206,7 +210,8 @@ def to_markdown(summary: dict[str, Any]) -> str:
         ag = q["agreement"]
         kappa = f"{ag['method']} kappa {ag['kappa']:.2f} ({ag['items']} items)" if ag["kappa"] is not None else "-"
         lines.append(
-            f"| {key} | {q['n']} | {_pct(q['b_pct'], q['b_ci'])} | {_pct(q['a_pct'], q['a_ci'])} | {_pct(q['tie_pct'])} "
+            f"| {key} | {q['n']} | {_pct(q['b_pct'], q['b_ci'])} | {_pct(q['a_pct'], q['a_ci'])} "
+            f"| {_pct(q['tie_pct'])} "
             f"| {_pct(q['b_decisive_pct'], q['b_decisive_ci'])} | {_pct(q['trace1_pct'])} | {kappa} |"
         )
     return "\n".join(lines) + "\n"
