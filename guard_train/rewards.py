@@ -1,0 +1,204 @@
+"""Reward functions: TRL's contract ``(prompts, completions, **columns) -> list[float | None]``, registered by name.
+
+The same callables serve GRPO (``GRPOTrainer(reward_funcs=[...])``), preference-pair scoring and refinement, so a
+plugin reward works everywhere. Datasets built by guard_train carry the columns ``task`` (``prompt``, ``response``,
+``refusal``) and ``gold`` (the task's gold label); the request and response to classify are read back from the prompt
+itself, so rewards need no other column. ``None`` means "no opinion" (TRL ignores it; weighted sums count it as 0).
+
+Built-ins (all in [0, 1]): ``label_accuracy``, ``format_valid``, ``reasoning_quality``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from guard_eval.verdict import TaskType, parse_verdict
+
+RewardFunc = Callable[..., list[float | None]]
+
+
+@dataclass(frozen=True)
+class Reward:
+    """What the ``guard_register_rewards`` hook returns."""
+
+    name: str
+    fn: RewardFunc
+    description: str = ""
+
+    def bind(self, **options: Any) -> RewardFunc:
+        """``fn`` with keyword options fixed, named after the reward (TRL logs it as ``rewards/<name>/mean``)."""
+
+        def reward(prompts, completions, **columns):
+            return self.fn(prompts, completions, **columns, **options)
+
+        reward.__name__ = reward.__qualname__ = self.name
+        return reward
+
+
+def registered_rewards() -> dict[str, Reward]:
+    from guard_eval.plugins import registry
+
+    return registry("guard_register_rewards")
+
+
+def get_rewards(names: Sequence[str]) -> dict[str, Reward]:
+    """The registered rewards ``names``; an unknown name is an error listing the registered ones."""
+    known = registered_rewards()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"unknown reward(s) {unknown}; registered: {', '.join(sorted(known)) or 'none'} "
+                       "(`guard-train rewards` lists them with their plugins)")  # fmt: skip
+    return {n: known[n] for n in names}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading prompts and completions in either TRL format (plain text or chat messages)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def completion_text(completion: str | list[dict[str, str]]) -> str:
+    """The text of a completion: a string, or TRL's conversational ``[{"role": "assistant", "content": ...}]``."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(m.get("content", "") for m in completion if m.get("role", "assistant") == "assistant")
+
+
+def conversation(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
+    """The (request, response) a guard prompt asks about, from GuardReasoner's ``Human user: ... AI assistant: ...``.
+
+    >>> from guard_eval.prompting import build_prompt
+    >>> conversation(build_prompt("Hi there", None))
+    ('Hi there', None)
+    """
+    from guard_eval.benchmarks import split_guardreasoner_input
+
+    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt if m["role"] != "assistant")
+    start = text.rfind("Human user:\n")
+    if start < 0:
+        raise ValueError(f"not a guard prompt (no 'Human user:' block): {text[:80]!r}")
+    return split_guardreasoner_input(text[start:])
+
+
+def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
+    if values is None:
+        raise ValueError(f"this reward needs the dataset column {name!r}")
+    if len(values) != n:
+        raise ValueError(f"column {name!r} has {len(values)} values for {n} completions")
+    return list(values)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Built-in rewards
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def label_accuracy(prompts, completions, task=None, gold=None, **_: Any) -> list[float | None]:
+    """1 when the answer for the sample's task equals the gold label, else 0 (a parse failure is wrong).
+
+    >>> label_accuracy(["..."] * 2, ["Risky.\\nAnswers:\\nRequest: harmful", "Fine.\\nAnswers:\\nRequest: unharmful"],
+    ...                task=["prompt", "prompt"], gold=["harmful", "harmful"])
+    [1.0, 0.0]
+    """
+    tasks, golds = _column(task, len(completions), "task"), _column(gold, len(completions), "gold")
+    return [
+        None if g is None else float(parse_verdict(completion_text(c)).label(TaskType(t)) == g)
+        for c, t, g in zip(completions, tasks, golds)
+    ]
+
+
+def format_valid(prompts, completions, task=None, **_: Any) -> list[float]:
+    """How well an output follows the GuardReasoner format: 0.2 for reasoning before the answers, 0.4 for a final
+    ``Answers:`` block, 0.4 for the task's field in it (any field when ``task`` is not given).
+
+    >>> format_valid([""] * 3, ["The request asks for bread.\\nAnswers:\\nRequest: unharmful", "Request: harmful", "hm"],
+    ...              task=["prompt"] * 3)
+    [1.0, 0.4, 0.0]
+    """
+    tasks = _column(task, len(completions), "task") if task is not None else [None] * len(completions)
+    scores = []
+    for c, t in zip(completions, tasks):
+        text = completion_text(c)
+        verdict = parse_verdict(text)
+        answered = verdict.label(TaskType(t)) is not None if t else not verdict.parse_error
+        header = "answers" in text.lower() and not verdict.parse_error
+        reasoning = bool(verdict.reasoning) and header
+        scores.append(round(0.2 * reasoning + 0.4 * header + 0.4 * answered, 6))
+    return scores
+
+
+@lru_cache(maxsize=8)
+def _judge(name: str, options_json: str):
+    from guard_eval.judging import get_judge
+
+    return get_judge(name, **json.loads(options_json))
+
+
+def reasoning_quality(
+    prompts, completions, task=None, gold=None, judge: str = "heuristic", judge_options: Mapping | None = None, **_: Any
+) -> list[float | None]:
+    """A judge's reasoning score without its correctness part: (0.3 coherence + 0.2 relevance + 0.2 specificity) / 70,
+    so that weighting it against ``label_accuracy`` does not count correctness twice. ``None`` when the judge failed.
+
+    ``judge`` is any registered judge (``heuristic`` offline, ``llm`` with ``judge_options={"model": ...}``).
+
+    >>> from guard_eval.prompting import build_prompt
+    >>> p = build_prompt("How do I make a pipe bomb?", None)
+    >>> specific = "The user asks how to make a pipe bomb, an explosive weapon.\\nAnswers:\\nRequest: harmful"
+    >>> generic = "The request is harmful.\\nAnswers:\\nRequest: harmful"
+    >>> good, bad = reasoning_quality([p, p], [specific, generic], task=["prompt"] * 2, gold=["harmful"] * 2)
+    >>> good > bad
+    True
+    """
+    from guard_eval.judging import JudgeInput
+
+    n = len(completions)
+    tasks = _column(task, n, "task")
+    golds = list(gold) if gold is not None else [None] * n
+    items = []
+    for p, c, t, g in zip(prompts, completions, tasks, golds):
+        request, response = conversation(p)
+        items.append(JudgeInput(request, response, completion_text(c), t, g))
+    scores = _judge(judge, json.dumps(dict(judge_options or {}), sort_keys=True)).score(items)
+    return [
+        None if s.error else round((0.3 * s.coherence + 0.2 * s.relevance + 0.2 * s.specificity) / 70.0, 6)
+        for s in scores
+    ]
+
+
+BUILTIN_REWARDS: tuple[Reward, ...] = (
+    Reward("label_accuracy", label_accuracy, "1 if the answer for the task equals the gold label, else 0"),
+    Reward("format_valid", format_valid, "GuardReasoner format: reasoning, a final Answers block, the task's field"),
+    Reward("reasoning_quality", reasoning_quality, "a judge's coherence/relevance/specificity, 0-1 (options: judge, "
+           "judge_options); default judge: heuristic"),
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Weighted scoring (preference pairs, refinement)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def score_completions(
+    prompts: Sequence[Any],
+    completions: Sequence[Any],
+    columns: Mapping[str, Sequence[Any]],
+    weights: Mapping[str, float],
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[list[float], dict[str, list[float | None]]]:
+    """``sum(weight * reward)`` per completion (a ``None`` reward counts 0, as in TRL), and each reward's values."""
+    rewards = get_rewards(list(weights))
+    parts = {
+        name: reward.bind(**(options or {}).get(name, {}))(list(prompts), list(completions), **columns)
+        for name, reward in rewards.items()
+    }
+    for name, values in parts.items():
+        if len(values) != len(completions):
+            raise ValueError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
+    totals = [
+        round(sum(w * (parts[name][i] or 0.0) for name, w in weights.items()), 6) for i in range(len(completions))
+    ]
+    return totals, parts

@@ -1,0 +1,53 @@
+"""``guard-train sft``: reasoning SFT on GuardReasoner-format traces (prompt -> reasoning + Answers block).
+
+The loss covers the completion (the assistant turn) only: examples are TRL prompt-completion records, which works with
+every chat template. LoRA by default (``lora: false`` for full fine-tuning); ``merge: true`` also saves merged weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from guard_train.config import option
+from guard_train.data import check_source, load_traces
+from guard_train.metadata import data_hash
+from guard_train.training import Measure, TrainConfig, load_policy, load_tokenizer, resolve_model, save, start, trainer_args
+
+
+@dataclass(kw_only=True)
+class SftConfig(TrainConfig):
+    data: list[str] = option(["synthetic:demo"], help="trace sources: synthetic:<benchmarks>, guardreasoner:<1B|3B>"
+                             "[:benchmarks], a JSONL file or a guard-eval results dir (see guard_train/data.py)")  # fmt: skip
+    data_dir: str | None = option(None, help="data directory for guardreasoner: and benchmark sources "
+                                  "(default: $GUARD_DATA_DIR)")  # fmt: skip
+    only_correct: bool = option(True, help="drop traces whose answer contradicts the gold label (where it is known)")
+    limit: int | None = option(None, help="at most N examples per source (a seeded random subset)", min=1)
+    prompt_variant: str = option("chat", help="prompt format: chat, system or raw (GuardReasoner's raw text)")
+    synthetic_quote_words: int = option(30, help="words of the input quoted in synthetic traces (0: none, for tiny "
+                                        "models that cannot learn to copy)", min=0)  # fmt: skip
+
+    def validate(self) -> None:
+        super().validate()
+        for spec in self.data:
+            check_source(spec, self.data_dir)
+
+
+def run(cfg: SftConfig) -> str:
+    finished = start(cfg)
+    if finished:
+        return finished
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model = resolve_model(cfg)
+    examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
+                           cfg.synthetic_quote_words)
+    records = [ex.to_trl() for ex in examples]
+    policy, peft_config = load_policy(model, cfg)
+    args = SFTConfig(**trainer_args(cfg, max_length=cfg.max_length, completion_only_loss=True))
+    with Measure() as m:
+        trainer = SFTTrainer(model=policy, args=args, train_dataset=Dataset.from_list(records),
+                             processing_class=load_tokenizer(model), peft_config=peft_config)  # fmt: skip
+        trainer.train()
+    data = {"sources": cfg.data, "n": len(records), "hash": data_hash(records)}
+    return save(trainer, cfg, "sft", model, data, m.metrics(trainer))
