@@ -31,6 +31,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "guard_eval.default_judges", "guard_eval.leaderboard.commands",
     "guard_train.default_methods", "guard_train.default_rewards",
     "guard_eval.human_eval.commands",
+    "guard_eval.inspect_tasks.commands",
 )
 
 
