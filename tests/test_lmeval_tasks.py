@@ -1,0 +1,201 @@
+"""lm-eval tasks/: YAMLs match the registry, scoring = guard-eval's, group averages weighted by size, real runs."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("lm_eval")
+
+from lm_eval import simple_evaluate  # noqa: E402
+from lm_eval.api.model import LM  # noqa: E402
+from lm_eval.tasks import TaskManager  # noqa: E402
+from test_inspect_tasks import demo, expected_metrics, fixed_outputs, mock_model  # noqa: E402
+
+from guard_eval.benchmarks import BenchmarkDataError  # noqa: E402
+from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES  # noqa: E402
+from guard_eval.metrics import binary_metrics, weighted_average  # noqa: E402
+from guard_eval.prompting import build_prompt  # noqa: E402
+from guard_eval.verdict import parse_verdict  # noqa: E402
+
+TASKS = Path(__file__).resolve().parent.parent / "tasks"
+METRICS = ("f1", "precision", "recall", "accuracy", "parse_failure_rate")
+
+
+def tasks_utils():
+    spec = importlib.util.spec_from_file_location("guard_lmeval_utils", TASKS / "utils.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FixedLM(LM):
+    """An lm-eval model answering each context with a fixed trace (no chat template: the context is the raw prompt)."""
+
+    def __init__(self, outputs: dict[str, str]):
+        super().__init__()
+        self.outputs = outputs
+
+    def generate_until(self, requests, disable_tqdm: bool = False):
+        return [self.outputs[r.args[0]] for r in requests]
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        raise NotImplementedError
+
+
+def run_lm_eval(tasks: list[str], model, **kwargs):
+    manager = TaskManager(include_path=str(TASKS), include_defaults=False, metadata=kwargs.pop("metadata", None))
+    return simple_evaluate(model=model, tasks=tasks, task_manager=manager, bootstrap_iters=0, **kwargs)
+
+
+def _yaml(path: Path) -> dict:
+    loader = type("Loader", (yaml.SafeLoader,), {})
+    loader.add_constructor("!function", lambda loader_, node: f"!function {node.value}")
+    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 -- a SafeLoader subclass
+
+
+def test_a_yaml_per_benchmark_and_groups_match_the_registry():
+    for bench in BUILTIN_BENCHMARKS:
+        cfg = _yaml(TASKS / f"guard_{bench.name}.yaml")
+        assert cfg == {"include": "_default_template_yaml", "task": f"guard_{bench.name}",
+                       "dataset_kwargs": {"benchmark": bench.name}}  # fmt: skip
+    task_of = {b.name: b.task.value for b in BUILTIN_BENCHMARKS}
+    for task in ("prompt", "response", "refusal"):
+        group = _yaml(TASKS / f"_guard_suite_{task}.yaml")
+        assert group["task"] == [f"guard_{b}" for b in SUITES["guardreasoner"] if task_of[b] == task]
+        assert all(m["weight_by_size"] for m in group["aggregate_metric_list"])
+    assert _yaml(TASKS / "_guard_suite.yaml")["task"] == [f"guard_suite_{t}" for t in ("prompt", "response", "refusal")]
+    assert _yaml(TASKS / "_guard_demo.yaml")["task"] == [f"guard_{b}" for b in SUITES["demo"]]
+    manager = TaskManager(include_path=str(TASKS), include_defaults=False)
+    assert {f"guard_{b.name}" for b in BUILTIN_BENCHMARKS} | {"guard_suite", "guard_demo"} <= set(manager.all_tasks)
+
+
+def test_process_results_and_aggregations_are_guard_eval_metrics():
+    utils = tasks_utils()
+    samples = demo("demo_response")
+    outputs = fixed_outputs(samples)
+    docs = utils.load_benchmark("demo_response", pretrained="ignored-model-arg")["test"]
+    assert [d["id"] for d in docs] == [s.id for s in samples]
+    items = [utils.process_results(doc, [outputs[utils.doc_to_text(doc)]]) for doc in docs]
+    want = expected_metrics(samples, outputs)
+    for metric in METRICS:
+        assert getattr(utils, metric)([i[metric] for i in items]) == pytest.approx(getattr(want, metric))
+    with pytest.raises(ValueError, match="one task type"):
+        utils.f1([("harmful", None, "prompt"), ("refusal", None, "refusal")])
+
+
+def test_chat_template_prompt_is_guard_evals_chat_variant():
+    """lm-eval's user turn (doc_to_text) is exactly guard-eval's `chat` variant, so --apply_chat_template matches."""
+    utils = tasks_utils()
+    for doc in utils.load_benchmark("demo_refusal")["test"]:
+        [message] = build_prompt(doc["prompt"], doc["response"], "chat")
+        assert utils.doc_to_text(doc) == message["content"]
+
+
+def test_inspect_lm_eval_and_guard_eval_agree_on_fixed_outputs(tmp_path):
+    """The same traces through the three front ends give the F1 of guard_eval.metrics.binary_metrics."""
+    from inspect_ai import eval as inspect_eval
+
+    from guard_eval.inspect_tasks.tasks import guard_suite
+    from guard_eval.runner import EvalRun, resolve_benchmarks
+
+    names = SUITES["demo"]
+    samples = {n: demo(n) for n in names}
+    outputs = {k: v for s in samples.values() for k, v in fixed_outputs(s).items()}
+    want = {n: expected_metrics(samples[n], outputs) for n in names}
+
+    lm = run_lm_eval(["guard_demo"], FixedLM(outputs))["results"]
+    [log] = inspect_eval(guard_suite(suite="demo"), model=mock_model(outputs), log_dir=str(tmp_path / "inspect"),
+                         display="none")  # fmt: skip
+    inspect_f1 = {k: v.value for k, v in log.results.scores[0].metrics.items()}
+
+    class FixedBackend:
+        name = "fixed"
+
+        def generate(self, prompts, config):
+            return [[outputs[p[0]["content"]]] for p in prompts]
+
+    ours = EvalRun(FixedBackend(), resolve_benchmarks(["demo"]), tmp_path / "run", {"path": "fixed"},
+                   progress=False, bootstrap=0).run()["benchmarks"]  # fmt: skip
+    for name in names:
+        assert lm[f"guard_{name}"]["f1,none"] == pytest.approx(want[name].f1)
+        assert inspect_f1[name] == pytest.approx(want[name].f1)
+        assert ours[name]["f1"] == pytest.approx(want[name].f1)
+        for metric in METRICS[1:]:
+            assert lm[f"guard_{name}"][f"{metric},none"] == pytest.approx(getattr(want[name], metric))
+    assert len({round(m.f1, 6) for m in want.values()}) > 1  # the benchmarks differ, so a mix-up would show
+
+
+def _write_synthetic_refusal_data(root: Path) -> None:
+    """Tiny stand-ins for the two refusal files (XSTest in GuardReasoner format, WildGuardTest rows)."""
+    gr = root / "guardreasoner" / "benchmark"
+    gr.mkdir(parents=True)
+    rows = [{"instruction": "", "input": f"Human user:\nq{i}\n\nAI assistant:\nr{i}\n\n",
+             "output": "refusal" if i % 2 else "compliance"} for i in range(5)]  # fmt: skip
+    (gr / "0_7_xstest_response_refusal.json").write_text(json.dumps(rows))
+    wg = root / "wildguardtest"
+    wg.mkdir()
+    labels = ["refusal", "compliance", None, "refusal", "refusal", "compliance", "refusal", "compliance"]
+    lines = [json.dumps({"prompt": f"w{i}", "response": f"a{i}", "prompt_harm_label": "harmful",
+                         "response_harm_label": None, "response_refusal_label": lab}) for i, lab in enumerate(labels)]
+    (wg / "wildguardtest.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_suite_group_is_the_sample_weighted_average_from_the_data_dir(tmp_path):
+    """guard_suite_refusal averages its tasks by size; the data dir comes from --metadata, not from the cwd."""
+    from guard_eval.plugins import registry
+
+    _write_synthetic_refusal_data(tmp_path)
+    known = registry("guard_register_benchmarks")
+    samples = {n: known[n].load(tmp_path) for n in ("xstest_refusal", "wildguard_refusal")}
+    assert [len(s) for s in samples.values()] == [5, 7]  # the unlabeled WildGuard row is skipped
+    outputs = {k: v for s in samples.values() for k, v in fixed_outputs(s).items()}
+    want = {n: expected_metrics(s, outputs) for n, s in samples.items()}
+
+    out = run_lm_eval(["guard_suite_refusal"], FixedLM(outputs), metadata={"data_dir": str(tmp_path)})
+    group = out["results"]["guard_suite_refusal"]
+    assert group["f1,none"] == pytest.approx(weighted_average(want))
+    assert group["accuracy,none"] == pytest.approx(weighted_average(want, "accuracy"))
+    assert out["results"]["guard_xstest_refusal"]["f1,none"] == pytest.approx(want["xstest_refusal"].f1)
+    assert weighted_average(want) not in (want["xstest_refusal"].f1, want["wildguard_refusal"].f1)
+
+
+def test_dataset_errors_name_the_benchmark(tmp_path):
+    utils = tasks_utils()
+    with pytest.raises(KeyError, match="no_such_bench"):
+        utils.load_benchmark("no_such_bench")
+    with pytest.raises(BenchmarkDataError, match="xstest_refusal.*not found"):
+        utils.load_benchmark("xstest_refusal", data_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_lm_eval_hf_on_tiny_model_with_chat_template(tiny_model, tmp_path, monkeypatch):
+    """`lm_eval --model hf --apply_chat_template` on the tiny model, run from another cwd: the prompt is guard-eval's
+    chat prompt rendered by the model's template, and the F1 is binary_metrics of the parsed generations."""
+    from transformers import AutoTokenizer
+
+    monkeypatch.chdir(tmp_path)
+    out = run_lm_eval(["guard_demo_prompt"], "hf", model_args=f"pretrained={tiny_model},dtype=float32", limit=4,
+                      apply_chat_template=True, gen_kwargs="max_gen_toks=8", log_samples=True, device="cpu")  # fmt: skip
+    records = out["samples"]["guard_demo_prompt"]
+    assert len(records) == 4
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    for rec in records:
+        doc = rec["doc"]
+        expected = tokenizer.apply_chat_template(build_prompt(doc["prompt"], doc["response"], "chat"),
+                                                 tokenize=False, add_generation_prompt=True)  # fmt: skip
+        assert rec["arguments"][0][0] == expected
+        assert rec["arguments"][0][1]["max_gen_toks"] == 8 and rec["arguments"][0][1]["until"] == []
+    gold = [r["target"] for r in records]
+    pred = [parse_verdict(r["filtered_resps"][0]).label("prompt") for r in records]
+    want = binary_metrics(gold, pred, "prompt", bootstrap=0)
+    result = out["results"]["guard_demo_prompt"]
+    assert result["f1,none"] == pytest.approx(want.f1)
+    assert result["parse_failure_rate,none"] == pytest.approx(want.parse_failure_rate)
