@@ -32,22 +32,27 @@ class SftConfig(TrainConfig):
             check_source(spec, self.data_dir)
 
 
+def build_trainer(cfg: SftConfig, model: str, records: list[dict]):
+    """The TRL SFTTrainer for ``records`` (prompt-completion pairs): loss on the completion tokens only."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    policy, peft_config = load_policy(model, cfg)
+    args = SFTConfig(**trainer_args(cfg, max_length=cfg.max_length, completion_only_loss=True))
+    return SFTTrainer(model=policy, args=args, train_dataset=Dataset.from_list(records),
+                      processing_class=load_tokenizer(model), peft_config=peft_config)  # fmt: skip
+
+
 def run(cfg: SftConfig) -> str:
     finished = start(cfg)
     if finished:
         return finished
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
-
     model = resolve_model(cfg)
     examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
                            cfg.synthetic_quote_words)
     records = [ex.to_trl() for ex in examples]
-    policy, peft_config = load_policy(model, cfg)
-    args = SFTConfig(**trainer_args(cfg, max_length=cfg.max_length, completion_only_loss=True))
     with Measure() as m:
-        trainer = SFTTrainer(model=policy, args=args, train_dataset=Dataset.from_list(records),
-                             processing_class=load_tokenizer(model), peft_config=peft_config)  # fmt: skip
+        trainer = build_trainer(cfg, model, records)
         trainer.train()
     data = {"sources": cfg.data, "n": len(records), "hash": data_hash(records)}
     return save(trainer, cfg, "sft", model, data, m.metrics(trainer))
