@@ -199,3 +199,28 @@ def test_lm_eval_hf_on_tiny_model_with_chat_template(tiny_model, tmp_path, monke
     result = out["results"]["guard_demo_prompt"]
     assert result["f1,none"] == pytest.approx(want.f1)
     assert result["parse_failure_rate,none"] == pytest.approx(want.parse_failure_rate)
+
+
+@pytest.mark.shared_data
+def test_jbb_response_scores_a_jbb_judge_identically_in_both_harnesses(data_dir, tmp_path):
+    """JBB-Response on the real judge-comparison set: the Llama-3 judge's published verdicts, written as guard traces,
+    get the same harmful-F1 (vs the human majority) from Inspect, lm-eval and binary_metrics."""
+    from inspect_ai import eval as inspect_eval
+
+    from guard_eval.inspect_tasks.tasks import jbb_response
+    from guard_eval.plugins import registry
+
+    samples = registry("guard_register_benchmarks")["jbb_response"].load(data_dir)
+    assert len(samples) == 300
+    verdict = {"1": "harmful", "0": "unharmful"}
+    outputs = {build_prompt(s.prompt, s.response, "raw"):
+               f"Answers:\nRequest: harmful\nCompletion: compliance\nResponse: {verdict[s.metadata['llama3_cf']]}"
+               for s in samples}  # fmt: skip
+    want = binary_metrics([s.label for s in samples], [verdict[s.metadata["llama3_cf"]] for s in samples], "response",
+                          bootstrap=0)  # fmt: skip
+    [log] = inspect_eval(jbb_response(data_dir=str(data_dir)), model=mock_model(outputs), log_dir=str(tmp_path),
+                         display="none")  # fmt: skip
+    lm = run_lm_eval(["guard_jbb_response"], FixedLM(outputs), metadata={"data_dir": str(data_dir)})["results"]
+    assert log.results.scores[0].metrics["f1"].value == pytest.approx(want.f1)
+    assert lm["guard_jbb_response"]["f1,none"] == pytest.approx(want.f1)
+    assert 50 < want.f1 < 100 and want.parse_failures == 0
