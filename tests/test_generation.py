@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from guard_eval.generation import GenerationConfig, get_backend
-from guard_eval.generation.fast_decode import StaticDecoder, choose_tokens, unsupported_reason
+from guard_eval.generation.fast_decode import (
+    StaticDecoder,
+    choose_tokens,
+    unsupported_reason,
+)
 from guard_eval.generation.hf import HFBackend
 
 PAD, BOS, EOS, VOCAB = 0, 1, 2, 97
@@ -104,7 +108,7 @@ def test_prefill_chunks_give_the_same_tokens(sharp_model):
 def test_sampling_shapes_and_seeding(sharp_model):
     ids, mask = left_padded([10, 4])
     decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
-    run = lambda seed: decoder.generate(ids, mask, max_new_tokens=12, num_samples=4, temperature=1.0, seed=seed)  # noqa: E731
+    run = lambda seed: decoder.generate(ids, mask, max_new_tokens=12, num_samples=4, temperature=1.0, seed=seed)
     a, b, c = run(7), run(7), run(8)
     assert a.shape == (8, 12)
     assert torch.equal(a, b)
@@ -129,7 +133,12 @@ def test_choose_tokens_follows_softmax_and_nucleus():
 
 
 def test_unsupported_models_are_named():
-    from transformers import GPT2Config, GPT2LMHeadModel, MistralConfig, MistralForCausalLM
+    from transformers import (
+        GPT2Config,
+        GPT2LMHeadModel,
+        MistralConfig,
+        MistralForCausalLM,
+    )
 
     gpt2 = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     assert "gpt2" in unsupported_reason(gpt2)

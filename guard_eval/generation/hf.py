@@ -36,7 +36,7 @@ def eos_token_ids(model, tokenizer) -> list[int]:
 
 class HFBackend:
     """Options: ``device``, ``dtype`` (bf16 on GPU by default), ``fast`` (the static-cache loop; default on),
-    ``cuda_graphs`` (default: on CUDA)."""
+    ``cuda_graphs`` (default: on CUDA), ``compile`` (``torch.compile`` the decode step; default off)."""
 
     name = "hf"
 
@@ -47,25 +47,38 @@ class HFBackend:
         dtype: str | None = None,
         fast: bool = True,
         cuda_graphs: bool | None = None,
+        compile: bool = False,
         **_: object,
     ) -> None:
         self.model_path = model
-        self.tokenizer = load_tokenizer(model)
-        self.model = load_model(model, device=device, dtype=dtype)
-        self.decoder = None
-        if fast:
-            from guard_eval.generation.fast_decode import StaticDecoder, unsupported_reason
+        model_obj = load_model(model, device=device, dtype=dtype)
+        self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile)
 
-            reason = unsupported_reason(self.model)
-            if reason:
-                warnings.warn(f"{model}: {reason}; generating with plain transformers generate", stacklevel=2)
-            else:
-                self.decoder = StaticDecoder(
-                    self.model,
-                    pad_token_id=self.tokenizer.pad_token_id,
-                    eos_token_ids=eos_token_ids(self.model, self.tokenizer),
-                    cuda_graphs=cuda_graphs,
-                )
+    @classmethod
+    def from_loaded(cls, model, tokenizer, *, fast: bool = True, **decoder_options) -> HFBackend:
+        """A backend around a model already in memory (benchmarks share one model between backends)."""
+        backend = cls.__new__(cls)
+        backend.model_path = getattr(model, "name_or_path", "")
+        backend._attach(model, tokenizer, fast, **decoder_options)
+        return backend
+
+    def _attach(self, model, tokenizer, fast: bool, **decoder_options) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.decoder = None
+        if not fast:
+            return
+        from guard_eval.generation.fast_decode import StaticDecoder, unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason:
+            warnings.warn(f"{self.model_path}: {reason}; generating with plain transformers generate", stacklevel=3)
+            return
+        self.decoder = StaticDecoder(
+            model,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_ids=eos_token_ids(model, tokenizer),
+            **decoder_options,
+        )
 
     @property
     def device(self):
