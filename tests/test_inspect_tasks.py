@@ -217,6 +217,13 @@ def test_tasks_found_through_the_entry_point_in_a_fresh_process(tmp_path):
     assert proc.stdout.strip() == "True", proc.stderr[-2000:]
 
 
+def test_report_plugin_does_not_import_inspect_at_startup(tmp_path):
+    """`guard-eval` loads the report command as a plugin; Inspect is imported only when the command runs."""
+    code = "import sys, guard_eval.inspect_tasks.commands; print('inspect_ai' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_inspect_on_tiny_model(tiny_model, tmp_path):
     """`inspect eval guard_eval/demo_refusal --model hf/local -M model_path=...`, in process."""
