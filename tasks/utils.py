@@ -18,7 +18,7 @@ from guard_eval.prompting import build_prompt
 from guard_eval.verdict import parse_verdict
 
 # A scored item: (gold label, predicted label or None, task type). Each metric's aggregation reads the whole list.
-Item = tuple[str, "str | None", str]
+Item = tuple[str, str | None, str]
 
 
 def load_benchmark(benchmark: str, data_dir: str | None = None, **_lm_eval_metadata: Any):

@@ -6,21 +6,20 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("inspect_ai")
 
-from inspect_ai import eval as inspect_eval  # noqa: E402
-from inspect_ai.model import ModelOutput, ModelUsage, get_model  # noqa: E402
+from inspect_ai import eval as inspect_eval
+from inspect_ai.model import ModelOutput, ModelUsage, get_model
 
-from guard_eval.benchmarks import BenchmarkDataError  # noqa: E402
-from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS  # noqa: E402
-from guard_eval.metrics import binary_metrics, weighted_average  # noqa: E402
-from guard_eval.plugins import registry  # noqa: E402
-from guard_eval.prompting import build_prompt  # noqa: E402
-from guard_eval.verdict import TaskType, parse_verdict  # noqa: E402
+from guard_eval.benchmarks import BenchmarkDataError
+from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS
+from guard_eval.metrics import binary_metrics, weighted_average
+from guard_eval.plugins import registry
+from guard_eval.prompting import build_prompt
+from guard_eval.verdict import TaskType, parse_verdict
 
 ANSWER_KINDS = ("right", "wrong", "garbage", "none", "right")
 
@@ -158,7 +157,6 @@ def test_report_weighted_average_over_logs_and_reruns(tmp_path):
 
 
 def test_report_errors_name_the_path(tmp_path, capsys):
-    from guard_eval.cli import main
     from guard_eval.inspect_tasks.logs import LogReadError, summarize_logs
 
     with pytest.raises(LogReadError, match="nope"):
@@ -213,14 +211,14 @@ def test_tasks_found_through_the_entry_point_in_a_fresh_process(tmp_path):
     """What `inspect eval guard_eval/<task>` does first: look the name up, loading the `inspect_ai` entry point."""
     code = ("from inspect_ai._util.registry import registry_lookup\n"
             "print(all(registry_lookup('task', 'guard_eval/' + n) for n in ('toxicchat', 'jbb_response', 'guard_suite')))")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.stdout.strip() == "True", proc.stderr[-2000:]
 
 
 def test_report_plugin_does_not_import_inspect_at_startup(tmp_path):
     """`guard-eval` loads the report command as a plugin; Inspect is imported only when the command runs."""
     code = "import sys, guard_eval.inspect_tasks.commands; print('inspect_ai' in sys.modules)"
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert proc.stdout.strip() == "False", proc.stderr[-2000:]
 
 

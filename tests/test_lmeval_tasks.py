@@ -11,16 +11,16 @@ import yaml
 
 pytest.importorskip("lm_eval")
 
-from lm_eval import simple_evaluate  # noqa: E402
-from lm_eval.api.model import LM  # noqa: E402
-from lm_eval.tasks import TaskManager  # noqa: E402
-from test_inspect_tasks import demo, expected_metrics, fixed_outputs, mock_model  # noqa: E402
+from lm_eval import simple_evaluate
+from lm_eval.api.model import LM
+from lm_eval.tasks import TaskManager
+from test_inspect_tasks import demo, expected_metrics, fixed_outputs, mock_model
 
-from guard_eval.benchmarks import BenchmarkDataError  # noqa: E402
-from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES  # noqa: E402
-from guard_eval.metrics import binary_metrics, weighted_average  # noqa: E402
-from guard_eval.prompting import build_prompt  # noqa: E402
-from guard_eval.verdict import parse_verdict  # noqa: E402
+from guard_eval.benchmarks import BenchmarkDataError
+from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES
+from guard_eval.metrics import binary_metrics, weighted_average
+from guard_eval.prompting import build_prompt
+from guard_eval.verdict import parse_verdict
 
 TASKS = Path(__file__).resolve().parent.parent / "tasks"
 METRICS = ("f1", "precision", "recall", "accuracy", "parse_failure_rate")
@@ -58,7 +58,7 @@ def run_lm_eval(tasks: list[str], model, **kwargs):
 def _yaml(path: Path) -> dict:
     loader = type("Loader", (yaml.SafeLoader,), {})
     loader.add_constructor("!function", lambda loader_, node: f"!function {node.value}")
-    return yaml.load(path.read_text(), Loader=loader)  # noqa: S506 -- a SafeLoader subclass
+    return yaml.load(path.read_text(), Loader=loader)
 
 
 def test_a_yaml_per_benchmark_and_groups_match_the_registry():

@@ -15,7 +15,10 @@ _EXPORTS = {
                     "guard_eval.inspect_tasks.scorer"),
     **dict.fromkeys(("guard_task", "inspect_sample", "load_samples", "suite_tasks"), "guard_eval.inspect_tasks.tasks"),
 }  # fmt: skip
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "accuracy", "f1", "guard_scorer", "guard_task", "inspect_sample", "load_samples", "parse_failure_rate",
+    "precision", "recall", "suite_f1", "suite_tasks",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:

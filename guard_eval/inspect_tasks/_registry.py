@@ -2,7 +2,15 @@
 """Behind the ``inspect_ai`` entry point ``guard_eval``: importing registers the tasks, so that
 ``inspect eval guard_eval/<benchmark>`` finds them."""
 
-from guard_eval.inspect_tasks.scorer import accuracy, f1, guard_scorer, parse_failure_rate, precision, recall, suite_f1
+from guard_eval.inspect_tasks.scorer import (
+    accuracy,
+    f1,
+    guard_scorer,
+    parse_failure_rate,
+    precision,
+    recall,
+    suite_f1,
+)
 from guard_eval.inspect_tasks.tasks import (
     aegis,
     beavertails,

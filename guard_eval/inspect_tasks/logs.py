@@ -70,7 +70,7 @@ def read_logs(paths: list[str | os.PathLike]) -> LogRecords:
     for path, mtime in log_paths(paths):
         try:
             logs.append((path, mtime, read_eval_log(path)))
-        except Exception as e:  # noqa: BLE001 -- any reader failure means "not an Inspect log"
+        except Exception as e:  # any reader failure means "not an Inspect log"
             raise LogReadError(f"{path}: not a readable Inspect log ({type(e).__name__}: {e})") from e
     if not logs:
         raise LogReadError(f"no Inspect logs (.eval/.json) in {', '.join(map(str, paths))}")
@@ -127,7 +127,10 @@ def render_markdown(summary: dict[str, Any]) -> str:
     from guard_eval.default_commands import _table
 
     order = _benchmark_order()
-    rank = lambda name: (order.index(name) if name in order else len(order), name)  # noqa: E731
+
+    def rank(name: str) -> tuple[int, str]:
+        return (order.index(name) if name in order else len(order), name)
+
     models = summary["models"]
     parts = []
     for task in TaskType:

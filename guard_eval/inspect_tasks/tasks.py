@@ -18,7 +18,12 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import ChatMessage, ChatMessageSystem, ChatMessageUser, GenerateConfig
+from inspect_ai.model import (
+    ChatMessage,
+    ChatMessageSystem,
+    ChatMessageUser,
+    GenerateConfig,
+)
 from inspect_ai.solver import generate
 
 from guard_eval import benchmarks as gb
@@ -36,13 +41,15 @@ def inspect_sample(sample: gb.Sample, prompt_variant: str = "chat") -> Sample:
     messages: str | list[ChatMessage] = (
         prompt if isinstance(prompt, str) else [_ROLES[m["role"]](content=m["content"]) for m in prompt]
     )
-    return Sample(
-        input=messages,
-        target=sample.label,
-        id=sample.id,
-        metadata={**sample.metadata, "benchmark": sample.benchmark, "task": sample.task.value, "id": sample.id,
-                  "prompt": sample.prompt, "response": sample.response},  # fmt: skip
-    )
+    metadata = {
+        **sample.metadata,
+        "benchmark": sample.benchmark,
+        "task": sample.task.value,
+        "id": sample.id,
+        "prompt": sample.prompt,
+        "response": sample.response,
+    }
+    return Sample(input=messages, target=sample.label, id=sample.id, metadata=metadata)
 
 
 def load_samples(
