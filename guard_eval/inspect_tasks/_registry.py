@@ -2,6 +2,7 @@
 """Behind the ``inspect_ai`` entry point ``guard_eval``: importing registers the tasks, so that
 ``inspect eval guard_eval/<benchmark>`` finds them."""
 
+from guard_eval.judging.inspect_scorer import reasoning_quality
 from guard_eval.inspect_tasks.scorer import (
     accuracy,
     f1,
