@@ -3,6 +3,7 @@
 Any registered reward can be used by name with a weight (``rewards: {label_accuracy: 1.0, format_valid: 0.5,
 reasoning_quality: 0.5}``); TRL sums the weighted rewards per completion and normalises them within each group of
 ``num_generations`` samples of one prompt. ``beta`` is the KL weight towards the input policy (TRL's default is 0).
+TRL 1.16's GRPO does not truncate prompts: ``max_length`` does not apply here.
 """
 
 from __future__ import annotations

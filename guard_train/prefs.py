@@ -124,7 +124,7 @@ def run(cfg: PrefsConfig) -> str:
     stats = {"prompts": len(rows), "pairs": len(pairs), "completions": len(candidates),
              "mean_score": round(sum(scores) / len(scores), 4) if scores else None,
              "mean_margin": round(sum(p["margin"] for p in pairs) / len(pairs), 4) if pairs else None,
-             **m.metrics()}  # fmt: skip
+             "completions_per_s": round(len(candidates) / m.wall_s, 3), **m.metrics()}  # fmt: skip
     write_metadata(out, "prefs", model, cfg.to_dict(), {"benchmarks": cfg.benchmarks, "n": len(pairs),
                    "hash": data_hash(pairs)}, stats, pairs_file=str(out / "pairs.jsonl"))  # fmt: skip
     print(f"{len(pairs)} pairs from {len(rows)} prompts (mean margin {stats['mean_margin']}): {out / 'pairs.jsonl'}")
