@@ -307,10 +307,31 @@ PIPELINE: tuple[tuple[str, Callable[[Context], dict[str, Any]], Callable[[Experi
 )
 
 
-def run_experiment(config: ExperimentConfig, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+def run_experiment(
+    config: ExperimentConfig, restart_from: str | None = None, log: Callable[[str], None] = print
+) -> dict[str, dict[str, Any]]:
+    """Run the enabled stages in order, skipping finished ones.
+
+    A config that differs from the one the output dir was started with is an error (cached stages would not match
+    it) unless ``restart_from`` names the first stage to redo; that stage and all later ones are then run again.
+    """
+    import shutil
+
     root = Path(config.output_dir)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "experiment.json").write_text(json.dumps(asdict(config), indent=2))
+    names = [name for name, _, enabled in PIPELINE if enabled(config)]
+    if restart_from is not None and restart_from not in names:
+        raise ValueError(f"--restart-from {restart_from!r}: this experiment's stages are {names}")
+    saved = root / "experiment.json"
+    if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(asdict(config))) and not restart_from:
+        raise ValueError(
+            f"{root} was started with another config ({saved}); pass --restart-from STAGE to redo that stage and the "
+            f"later ones with this config, or use another output_dir"
+        )
+    if restart_from is not None:
+        for name in names[names.index(restart_from) :]:
+            shutil.rmtree(root / name, ignore_errors=True)
+    saved.write_text(json.dumps(asdict(config), indent=2))
     ctx = Context(config, root)
     for name, fn, enabled in PIPELINE:
         if not enabled(config):
@@ -335,7 +356,7 @@ def cmd_experiment(args) -> int:
     config = ExperimentConfig.from_yaml(args.config)
     if args.output_dir:
         config.output_dir = args.output_dir
-    outputs = run_experiment(config)
+    outputs = run_experiment(config, restart_from=args.restart_from)
     report = outputs["report"]
     print(Path(report["report"]).read_text())
     return 0
@@ -348,4 +369,5 @@ def guard_register_commands(program, subparsers):
     p = subparsers.add_parser("experiment", help="run an experiment pipeline (resumes after the last finished stage)")
     p.add_argument("config", help="experiment YAML (configs/experiments/*.yaml)")
     p.add_argument("--output-dir", help="override output_dir of the config")
+    p.add_argument("--restart-from", metavar="STAGE", help="redo STAGE and every later stage (e.g. after editing the config)")
     p.set_defaults(func=cmd_experiment)

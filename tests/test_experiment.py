@@ -90,6 +90,15 @@ def test_pipeline_runs_all_stages_and_resumes_after_an_interrupted_stage(tmp_pat
     assert met == {"accuracy within +-2 points of base": True, "reasoning quality +10%": False}
     assert json.loads((tmp_path / "exp" / "eval_trained" / "results.json").read_text())["reasoning_quality"]["n"] == 4
 
+    # an edited config does not silently reuse stale stages; --restart-from redoes the named stage and later ones
+    config.train.overrides = {"note": "changed"}
+    with pytest.raises(ValueError, match="started with another config.*--restart-from"):
+        run_experiment(config, log=lambda m: None)
+    log.clear()
+    run_experiment(config, restart_from="train", log=log.append)
+    assert "[prefs] done earlier, skipped" in log and "[train] running" in log and "[report] running" in log
+    assert methods.calls[-1][1].note == "changed"
+
 
 def test_quick_eval_config_has_no_training_stages(tmp_path):
     config = _config(tmp_path)
