@@ -248,12 +248,10 @@ def _metavar(hint: Any) -> str:
     origin = typing.get_origin(hint)
     if origin is Literal:
         return "{" + ",".join(map(str, typing.get_args(hint))) + "}"
-    if origin is list:
-        return "LIST"
-    if origin is dict:
-        return "MAPPING"
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    return (args[0] if args else hint).__name__.upper() if isinstance(args[0] if args else hint, type) else "VALUE"
+    if origin in (list, dict):
+        return "LIST" if origin is list else "MAPPING"
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    return _metavar(args[0]) if typing.get_origin(args[0]) else getattr(args[0], "__name__", "VALUE").upper()
 
 
 def config_from_args(cls: type, args: argparse.Namespace):

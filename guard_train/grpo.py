@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from guard_eval.prompting import PromptVariant
 from guard_train.config import ConfigError, option
 from guard_train.training import TrainConfig
 
@@ -20,7 +21,7 @@ class GrpoConfig(TrainConfig):
     benchmarks: list[str] = option(["demo"], help="labelled prompts: benchmark or suite names")
     data_dir: str | None = option(None, help="data directory (default: $GUARD_DATA_DIR)")
     limit: int | None = option(None, help="at most N prompts per benchmark (a seeded random subset)", min=1)
-    prompt_variant: str = option("chat", help="prompt format: chat, system or raw")
+    prompt_variant: PromptVariant = option("chat", help="prompt format: chat, system or raw")
     rewards: dict[str, float] = option({"label_accuracy": 1.0, "format_valid": 0.5, "reasoning_quality": 0.5},
                                        help="registered reward name -> weight (guard-train rewards lists them)")  # fmt: skip
     reward_options: dict[str, dict[str, Any]] = option({}, help="keyword options per reward, e.g. "

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard_eval.prompting import PromptVariant
 from guard_train.config import MethodConfig, option
 
 
@@ -24,7 +25,7 @@ class SamplingConfig:
     benchmarks: list[str] = option(["demo"], help="labelled prompts: benchmark or suite names")
     data_dir: str | None = option(None, help="data directory (default: $GUARD_DATA_DIR)")
     limit: int | None = option(None, help="at most N prompts per benchmark (a seeded random subset)", min=1)
-    prompt_variant: str = option("chat", help="prompt format: chat, system or raw")
+    prompt_variant: PromptVariant = option("chat", help="prompt format: chat, system or raw")
     num_samples: int = option(4, help="completions sampled per prompt (k)", min=2)
     temperature: float = option(0.9, help="sampling temperature", min=0)
     top_p: float = option(1.0, help="nucleus sampling", min=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guard_eval.prompting import PromptVariant
 from guard_train.config import option
 from guard_train.data import check_source, load_traces
 from guard_train.metadata import data_hash
@@ -22,7 +23,7 @@ class SftConfig(TrainConfig):
                                   "(default: $GUARD_DATA_DIR)")  # fmt: skip
     only_correct: bool = option(True, help="drop traces whose answer contradicts the gold label (where it is known)")
     limit: int | None = option(None, help="at most N examples per source (a seeded random subset)", min=1)
-    prompt_variant: str = option("chat", help="prompt format: chat, system or raw (GuardReasoner's raw text)")
+    prompt_variant: PromptVariant = option("chat", help="prompt format: chat, system or raw (GuardReasoner's raw text)")
     synthetic_quote_words: int = option(30, help="words of the input quoted in synthetic traces (0: none, for tiny "
                                         "models that cannot learn to copy)", min=0)  # fmt: skip
 

@@ -168,7 +168,11 @@ def save(trainer, cfg: TrainConfig, method: str, model: str, data: dict[str, Any
     from guard_eval.modeling import load_model
 
     out = Path(cfg.output_dir)
-    trainer.save_model(str(out))
+    if trainer.is_fsdp_enabled:  # gather the shards into one HF checkpoint that guard-eval and the next stage load
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    trainer.save_model(str(out))  # collective under FSDP/DeepSpeed: every rank calls it
+    if not trainer.accelerator.is_main_process:
+        return str(out)
     shutil.rmtree(out / "ref", ignore_errors=True)  # TRL's frozen reference adapter: a copy of the input adapter
     trainer.processing_class.save_pretrained(str(out))
     (out / "training_args.bin").unlink(missing_ok=True)

@@ -153,12 +153,12 @@ def test_grpo_with_weighted_builtin_rewards(sft_dir, tmp_path):
 
 def test_refine_rounds_log_and_train_on_refined_pairs(sft_dir, tmp_path):
     out = tmp_path / "refine"
-    cfg = RefineConfig(model=str(sft_dir), output_dir=str(out), benchmarks=["demo_prompt"], limit=2, rounds=2,
+    cfg = RefineConfig(model=str(sft_dir), output_dir=str(out), benchmarks=["demo_prompt"], limit=1, rounds=2,
                        threshold=1.01, num_samples=2, max_new_tokens=16, temperature=1.0, min_margin=0.0, max_steps=1,
                        learning_rate=1e-2, gradient_accumulation_steps=1, **SMALL)  # fmt: skip
     assert get_method("refine").run(cfg) == str(out)
     log = [json.loads(line) for line in (out / "refine_log.jsonl").read_text().splitlines()]
-    assert [e["round"] for e in log] == [1, 2] and all(e["refined_pairs"] == 2 for e in log)
+    assert [e["round"] for e in log] == [1, 2] and all(e["refined_pairs"] == 1 for e in log)
     assert log[0]["model_in"] == str(sft_dir) and log[1]["model_in"] == log[0]["model_out"]
     assert all(e["mean_score_after_refinement"] >= e["mean_score"] for e in log)
     assert changed(tensors(sft_dir), tensors(out)) > 0
