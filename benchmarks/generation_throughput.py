@@ -2,7 +2,8 @@
 """Generation throughput of guard-bench's HF backend against lm-eval's HF backend on the same items.
 
 For a model shape (random weights: speed does not depend on them) or a checkpoint, each backend generates a forced
-number of tokens for the same guard prompts (the embedded demo sets in the chat variant, cycled), and the script
+number of tokens for the same guard prompts (the embedded demo sets in the chat variant, cycled; greedy for one
+completion per prompt, temperature 1 for several), after an identical warm-up run, and the script
 prints one table: generated tokens/s, completions/s, the ratio to lm-eval's ``HFLM.generate_until`` on the same
 run, and the fraction of the memory-bandwidth bound. The bound is what a decode step cannot beat: reading every
 weight once, ``weight bytes / measured device-to-device copy bandwidth`` per step, so at most
@@ -42,6 +43,8 @@ LLAMA_3_2_3B = {**LLAMA_3_2_1B, "hidden_size": 3072, "num_hidden_layers": 28, "n
 SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_3B}  # tiny: guard_eval.tiny's
 BACKENDS = ("fast", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
+SAMPLING_TEMPERATURE = 1.0  # k > 1 completions per prompt are sampled (preference data), k = 1 is greedy
+LM_EVAL_MAX_LENGTH = 8192  # lm-eval left-truncates prompts to max_length - max_gen_toks: keep them whole
 BUILT: dict = {}  # backend name -> HFBackend built by make_runner (the greedy check reuses their compiled code)
 
 
@@ -115,7 +118,7 @@ def copy_bandwidth(device: str) -> float:
 # -- backends ----------------------------------------------------------------------------------------------------------
 
 
-def make_runner(name: str, model, tokenizer, output_len: int, max_length: int):
+def make_runner(name: str, model, tokenizer):
     """``run(texts, rows_per_batch, num_samples, new_tokens) -> completions`` for one backend, forcing the length."""
     from guard_eval.generation import GenerationConfig
     from guard_eval.generation.hf import HFBackend
@@ -125,7 +128,8 @@ def make_runner(name: str, model, tokenizer, output_len: int, max_length: int):
         backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **options)
 
         def run(texts, rows, k, new_tokens):
-            config = GenerationConfig(max_new_tokens=new_tokens, batch_size=max(1, rows // k), num_samples=k)
+            config = GenerationConfig(max_new_tokens=new_tokens, batch_size=max(1, rows // k), num_samples=k,
+                                      temperature=SAMPLING_TEMPERATURE if k > 1 else 0.0)  # fmt: skip
             return [c for cs in backend.generate(texts, config, ignore_eos=True) for c in cs]
 
         return run
@@ -139,7 +143,7 @@ def make_runner(name: str, model, tokenizer, output_len: int, max_length: int):
             if k != 1:
                 raise ValueError("lm-eval's HF backend has no shared-prefix sampling: compare it at 1 sample/prompt")
             if rows not in cache:
-                cache[rows] = lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=rows, max_length=max_length)
+                cache[rows] = lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=rows, max_length=LM_EVAL_MAX_LENGTH)
                 lm.generated_lengths = []
                 original = lm._model_generate
 
@@ -177,7 +181,8 @@ def make_vllm_runner(model, tokenizer):
               gpu_memory_utilization=0.5)  # fmt: skip
 
     def run(texts, rows, k, new_tokens):
-        params = SamplingParams(n=k, temperature=0.0 if k == 1 else 1.0, max_tokens=new_tokens, ignore_eos=True)
+        temperature = SAMPLING_TEMPERATURE if k > 1 else 0.0
+        params = SamplingParams(n=k, temperature=temperature, max_tokens=new_tokens, ignore_eos=True)
         return [c.text for out in llm.generate(texts, params, use_tqdm=False) for c in out.outputs]
 
     return run
@@ -186,13 +191,16 @@ def make_vllm_runner(model, tokenizer):
 # -- measurement -------------------------------------------------------------------------------------------------------
 
 
-def measure(run, texts, rows, k, output_len, warmup_len) -> tuple[float, float]:
-    """Seconds for one full run after a warm-up run of ``warmup_len`` tokens (CUDA, cuBLAS and allocator warm; for
-    the fast loop the full length, so that its CUDA graphs are captured: a one-off cost per batch shape)."""
+def measure(run, texts, rows, k, output_len) -> tuple[float, float]:
+    """Seconds of a run after an identical warm-up run, and of the warm-up.
+
+    The warm-up pays each backend's one-off costs per shape: our CUDA graph captures and compilation, and for
+    ``generate``-based backends cuDNN attention plans, one per new KV length (~50-70 ms a step on a cold H100), which
+    a long evaluation also amortises."""
     import torch
 
     start = time.perf_counter()
-    run(texts, rows, k, warmup_len)
+    run(texts, rows, k, output_len)
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     warmup = time.perf_counter() - start
@@ -284,16 +292,14 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             texts = guard_items(rows // k * args.batches, tokenizer)
             prompt_tokens = statistics.mean(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
-            max_length = int(max(len(ids) for ids in tokenizer(texts)["input_ids"])) + args.output_len + 8
             for name in args.backends:
                 baseline_only = args.baseline_batch_sizes is not None and rows not in args.baseline_batch_sizes
                 if not name.startswith("fast") and (baseline_only or (name == "lm-eval" and k != 1)):
                     continue
                 if name not in runners:
-                    runners[name] = make_runner(name, model, tokenizer, args.output_len, max_length)
+                    runners[name] = make_runner(name, model, tokenizer)
                 try:
-                    warmup = args.output_len if name.startswith("fast") else min(8, args.output_len)
-                    seconds, warmup_s = measure(runners[name], texts, rows, k, args.output_len, warmup)
+                    seconds, warmup_s = measure(runners[name], texts, rows, k, args.output_len)
                 except Exception as e:  # noqa: BLE001 -- one failing backend must not lose the other rows
                     print(f"{name} rows={rows} k={k} failed: {type(e).__name__}: {e}", flush=True)
                     if torch.cuda.is_available():
