@@ -1,6 +1,8 @@
-"""Built-in generation backends."""
+"""Built-in generation backends: ``hf`` (always), ``vllm`` (when installed; ``auto`` prefers it) and ``inspect``."""
 
 from __future__ import annotations
+
+import importlib.util
 
 from guard_eval.generation import BackendSpec
 from guard_eval.hookspecs import hookimpl
@@ -12,6 +14,28 @@ def _hf(model: str, **options):
     return HFBackend(model, **options)
 
 
+def _vllm(model: str, **options):
+    from guard_eval.generation.vllm_backend import VLLMBackend
+
+    return VLLMBackend(model, **options)
+
+
+def _inspect(model: str, **options):
+    from guard_eval.generation.inspect_backend import InspectBackend
+
+    return InspectBackend(model, **options)
+
+
+def _installed(module: str):
+    return lambda: importlib.util.find_spec(module) is not None
+
+
 @hookimpl
 def guard_register_backends():
-    return [BackendSpec("hf", _hf, priority=0, description="HF transformers generate (batched; CPU or GPU; LoRA)")]
+    return [
+        BackendSpec("hf", _hf, priority=0, description="HF transformers generate (batched; CPU or GPU; LoRA)"),
+        BackendSpec("vllm", _vllm, _installed("vllm"), priority=10,
+                    description="vLLM (GPU; prefix caching, tensor parallel, LoRA); extra [vllm]"),
+        BackendSpec("inspect", _inspect, _installed("inspect_ai"), priority=-10,
+                    description="any Inspect model name (openai/..., anthropic/..., mockllm/model); extra [inspect]"),
+    ]  # fmt: skip

@@ -155,6 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
     import shutil
 
+    from guard_eval.default_judges import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
     from guard_eval.runner import EvalRun, resolve_benchmarks
@@ -177,14 +178,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         import torch
 
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    options = {"device": device, "dtype": args.dtype} if args.backend in ("hf", "auto") else {}
+    options = {"device": device, "dtype": args.dtype} if args.backend in ("hf", "vllm", "auto") else {}
+    options.update(parse_options(args.backend_option, "--backend-option"))
     backend = get_backend(args.backend, model, **options)
+    default_name = model if backend.name == "inspect" else Path(model).name  # "openai/gpt-4o", not "gpt-4o"
     run = EvalRun(
         backend=backend,
         benchmarks=benchmarks,
         output_dir=run_dir,
         shard=shard,
-        model_info={"name": args.name or Path(model).name, "path": model, "backend": backend.name,
+        model_info={"name": args.name or default_name, "path": model, "backend": backend.name,
                     "metadata": checkpoint_metadata(model)},  # fmt: skip
         generation=GenerationConfig(
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, num_samples=args.num_samples,
@@ -251,7 +254,10 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--benchmarks", nargs="+", default=["demo"], help="benchmark or suite names (default: demo)")
     p.add_argument("--output", required=True, help="output dir (results.json + samples.jsonl); re-run to resume")
     p.add_argument("--name", help="label for this checkpoint in reports")
-    p.add_argument("--backend", default="auto", help="generation backend (see `guard-eval plugins`)")
+    p.add_argument("--backend", default="auto", help="generation backend: auto (vllm if installed, else hf), hf, "
+                   "vllm, inspect (--model is then an Inspect model name), or a plugin's (see `guard-eval plugins`)")
+    p.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
+                   help="backend option, repeatable: tensor_parallel_size=2, max_model_len=8192, max_connections=8")
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--dtype", help="float32, bfloat16 ... (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="chat")

@@ -21,7 +21,7 @@ def _llm(**options: Any):
     return LLMJudge(**options)
 
 
-def parse_options(pairs: list[str] | None) -> dict[str, Any]:
+def parse_options(pairs: list[str] | None, flag: str = "--judge-option") -> dict[str, Any]:
     """``["model=openai/gpt-4o-mini", "retries=3"]`` -> options; values are JSON when they parse, else strings."""
     import json
 
@@ -29,7 +29,7 @@ def parse_options(pairs: list[str] | None) -> dict[str, Any]:
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--judge-option takes KEY=VALUE, got {pair!r}")
+            raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
         try:
             options[key] = json.loads(value)
         except json.JSONDecodeError:

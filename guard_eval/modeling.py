@@ -25,13 +25,22 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def adapter_base(model: str) -> str:
+    """The base model a LoRA adapter dir was trained on (``base_model_name_or_path`` in ``adapter_config.json``)."""
+    return json.loads((Path(model) / "adapter_config.json").read_text())["base_model_name_or_path"]
+
+
+def tokenizer_source(model: str) -> str:
+    """Where the tokenizer lives: the dir itself, or the base model's for an adapter saved without one."""
+    if is_adapter(model) and not (Path(model) / "tokenizer_config.json").is_file():
+        return adapter_base(model)
+    return model
+
+
 def load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
-    source = model
-    if is_adapter(model) and not (Path(model) / "tokenizer_config.json").is_file():
-        source = json.loads((Path(model) / "adapter_config.json").read_text())["base_model_name_or_path"]
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(model))
     tokenizer.padding_side = "left"  # decoder-only batched generation
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -52,8 +61,7 @@ def load_model(model: str, device: str | None = None, dtype: str | None = None, 
     if is_adapter(model):
         from peft import PeftModel
 
-        base_path = json.loads((Path(model) / "adapter_config.json").read_text())["base_model_name_or_path"]
-        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch_dtype)
+        base = AutoModelForCausalLM.from_pretrained(adapter_base(model), dtype=torch_dtype)
         lm = PeftModel.from_pretrained(base, model)
         lm = lm.merge_and_unload() if merge_lora else lm
     else:

@@ -25,6 +25,12 @@ def render_prompt(tokenizer, prompt: Prompt) -> str:
     return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
 
 
+def add_special_tokens(prompts: Sequence[Prompt]) -> bool:
+    """Whether to tokenize with the tokenizer's special tokens: chat templates already carry the BOS token, raw
+    prompts get them. Every local backend follows this, so they all see the same token ids."""
+    return not any(isinstance(p, list) for p in prompts)
+
+
 def eos_token_ids(model, tokenizer) -> list[int]:
     """The ids ``generate`` stops at: the generation config's, else the model config's, else the tokenizer's."""
     for source in (getattr(model, "generation_config", None), model.config, tokenizer):
@@ -89,8 +95,7 @@ class HFBackend:
     ) -> list[list[str]]:
         """``ignore_eos`` forces ``max_new_tokens`` tokens per completion (throughput benchmarks)."""
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
-        # Templates already carry the BOS token; raw prompts get the tokenizer's special tokens.
-        add_special = not any(isinstance(p, list) for p in prompts)
+        add_special = add_special_tokens(prompts)
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=add_special)["input_ids"]]
         order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # similar lengths share a batch: less padding
         out: list[list[str]] = [[] for _ in texts]

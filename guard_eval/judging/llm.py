@@ -58,19 +58,16 @@ class LLMJudge:
         return [outs[0] for outs in self._generator.generate(inputs, config)]
 
     async def _generate_inspect(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
-        from inspect_ai.model import GenerateConfig, get_model
+        from guard_eval.generation import GenerationConfig, get_backend
 
         if self._generator is None:
-            self._generator = get_model(self.model, **self.model_args)
-        config = GenerateConfig(temperature=temperature, max_tokens=self.max_new_tokens, seed=seed)
-
-        async def one(prompt: str) -> str:
-            try:
-                return (await self._generator.generate(prompt, config=config)).completion
-            except Exception as e:  # noqa: BLE001 -- an API error on one trace is that trace's judge error
-                return f"<judge model error: {type(e).__name__}: {e}>"
-
-        return list(await asyncio.gather(*(one(p) for p in prompts)))
+            self._generator = get_backend("inspect", self.model, **self.model_args)
+        config = GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=temperature, seed=seed)
+        # An API error on one trace is that trace's judge error.
+        outputs = await self._generator.agenerate(
+            prompts, config, on_error=lambda e: f"<judge model error: {type(e).__name__}: {e}>"
+        )
+        return [outs[0] for outs in outputs]
 
     # -- scoring -----------------------------------------------------------------------------------------------------
 
