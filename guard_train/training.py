@@ -154,7 +154,7 @@ class Measure:
             state = trainer.state
             final = next((h for h in reversed(state.log_history) if "train_runtime" in h), {})
             losses = [h["loss"] for h in state.log_history if "loss" in h]
-            out.update(steps=state.global_step, train_runtime_s=round(final.get("train_runtime", 0.0), 3),
+            out.update(processes=trainer.accelerator.num_processes, steps=state.global_step, train_runtime_s=round(final.get("train_runtime", 0.0), 3),
                        steps_per_s=round(state.global_step / final["train_runtime"], 3) if final.get("train_runtime") else None,
                        train_loss=final.get("train_loss"), first_loss=losses[0] if losses else None,
                        last_loss=losses[-1] if losses else None,
