@@ -23,10 +23,10 @@ def chat_messages(prompt: Prompt) -> str | list[Any]:
     if isinstance(prompt, str):
         return prompt
     kinds = {"system": ChatMessageSystem, "user": ChatMessageUser, "assistant": ChatMessageAssistant}
-    try:
-        return [kinds[m["role"]](content=m["content"]) for m in prompt]
-    except KeyError as e:
-        raise ValueError(f"chat message role must be one of {', '.join(kinds)}, got {e.args[0]!r}") from None
+    for m in prompt:  # a missing "content" is a KeyError of its own, not a bad role
+        if m.get("role") not in kinds:
+            raise ValueError(f"chat message role must be one of {', '.join(kinds)}, got {m.get('role')!r}")
+    return [kinds[m["role"]](content=m["content"]) for m in prompt]
 
 
 class InspectBackend:
