@@ -169,6 +169,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         model = str(Path(args.output) / "tiny-model")
         if not Path(model, "config.json").exists():
             build_tiny_model(model)
+    elif args.backend != "inspect":
+        from guard_eval.model_sources import ModelSourceError, resolve
+
+        try:
+            model = resolve(model)
+        except ModelSourceError as e:
+            print(f"error: {e}")
+            return 1
+        if model != args.model and not args.name:
+            args.name = Path(args.model).stem if args.model.endswith(".gguf") else args.model
     output = Path(args.output)
     if args.overwrite and output.exists() and (shard is None or shard[0] == 0):
         shutil.rmtree(output)

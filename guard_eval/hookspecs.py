@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from guard_eval.benchmarks import Benchmark
     from guard_eval.generation import BackendSpec
+    from guard_eval.model_sources import ModelSource
 
 PROJECT = "guard_bench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -48,6 +49,16 @@ def guard_register_backends() -> list[BackendSpec]:
 
     :return: :class:`guard_eval.generation.BackendSpec` objects. ``backend="auto"`` picks the available spec with the
         highest ``priority``.
+    """
+
+
+@hookspec
+def guard_register_model_sources() -> list[ModelSource]:
+    """Register named models that ``--model NAME`` (and every config's ``model:``) resolves to a local dir.
+
+    :return: :class:`guard_eval.model_sources.ModelSource` objects: a ``name`` and a ``materialize(out_dir,
+        from_file)`` function that writes a plain HF dir (or a LoRA adapter dir); ``guard-eval models pull NAME``
+        caches it once.
     """
 
 

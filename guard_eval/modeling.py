@@ -1,10 +1,13 @@
-"""Loading checkpoints: a local HF model dir, a hub id, or a PEFT (LoRA) adapter dir on top of its base model."""
+"""Loading checkpoints: a local HF model dir, a hub id, a PEFT (LoRA) adapter dir on top of its base model, a named
+model source or a ``*.gguf`` file (both resolved to a cached HF dir by :mod:`guard_eval.model_sources`)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from guard_eval.model_sources import resolve
 
 CHECKPOINT_METADATA = "guard_bench.json"  # written next to checkpoints by guard-train
 
@@ -40,6 +43,7 @@ def tokenizer_source(model: str) -> str:
 def load_tokenizer(model: str):
     from transformers import AutoTokenizer
 
+    model = resolve(model)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(model))
     tokenizer.padding_side = "left"  # decoder-only batched generation
     if tokenizer.pad_token is None:
@@ -56,6 +60,7 @@ def load_model(model: str, device: str | None = None, dtype: str | None = None, 
     import torch
     from transformers import AutoModelForCausalLM
 
+    model = resolve(model)
     device = device or default_device()
     torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device.startswith("cuda") else torch.float32)
     if is_adapter(model):

@@ -26,6 +26,7 @@ ENTRY_POINT_GROUP = "guard_bench"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "guard_eval.default_benchmarks",
     "guard_eval.default_backends",
+    "guard_eval.default_models",
     "guard_eval.default_commands",
     "guard_train.experiment",
     "guard_eval.default_judges", "guard_eval.leaderboard.commands",

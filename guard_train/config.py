@@ -119,10 +119,14 @@ class MethodConfig:
 
 
 def check_model(model: str, key: str = "model") -> None:
-    """A model must be 'tiny', an existing HF/adapter dir, or a hub id (available in the cache when offline)."""
+    """A model must be 'tiny', a named model source, a .gguf file, an existing HF/adapter dir, or a hub id (available in the cache when offline)."""
     if model == "tiny":
         return
+    from guard_eval.model_sources import sources
+
     path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.is_file() or not path.exists() and model in sources():
+        return  # a named model source or a GGUF file: materialised on first use
     if path.is_dir():
         if not any((path / f).is_file() for f in ("config.json", "adapter_config.json")):
             raise FileNotFoundError(f"{key}: {model} is a directory without config.json or adapter_config.json")

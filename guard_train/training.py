@@ -58,9 +58,12 @@ def start(cfg: MethodConfig) -> str | None:
 
 
 def resolve_model(cfg: MethodConfig) -> str:
-    """``tiny`` -> the embedded tiny Llama, built once into ``OUTPUT_DIR/tiny-base``; anything else as is."""
+    """``tiny`` -> the embedded tiny Llama, built once into ``OUTPUT_DIR/tiny-base``; a named model source or a
+    ``*.gguf`` file -> its cached HF dir; anything else as is."""
     if cfg.model != "tiny":
-        return cfg.model
+        from guard_eval.model_sources import resolve
+
+        return resolve(cfg.model)
     from guard_eval.tiny import build_tiny_model
 
     path = Path(cfg.output_dir) / "tiny-base"
