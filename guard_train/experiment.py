@@ -3,7 +3,7 @@
 Stages (each writes ``OUTPUT/<stage>/`` and, when finished, ``OUTPUT/<stage>/stage.json``; a re-run skips finished
 stages and resumes the first unfinished one — evaluation stages resume sample by sample)::
 
-    sft? -> eval_base -> judge_base -> prefs -> train -> eval_trained -> judge_trained -> compare -> report
+    sft? -> eval_base -> judge_base -> eval_references? -> prefs -> train -> eval_trained -> judge_trained -> compare -> report
 
 Without ``prefs``/``train`` in the config it is Phase 1 (quick evaluation of one checkpoint): eval, judge, report.
 The success criteria of the plan are checked in the report: accuracy within +-``max_accuracy_change`` points of the
@@ -64,6 +64,7 @@ class ExperimentConfig:
     tiny: dict[str, Any] = field(default_factory=dict)  # with model "tiny": build_tiny_model shape options
     eval: EvalSettings = field(default_factory=EvalSettings)
     judge: str = "heuristic"
+    references: list[str] = field(default_factory=list)  # other models evaluated on the same items (e.g. the base)
     sft: TrainStep | None = None
     prefs: TrainStep | None = None
     train: TrainStep | None = None
@@ -136,6 +137,10 @@ def stage_base(ctx: Context) -> dict[str, Any]:
         from guard_eval.tiny import build_tiny_model
 
         model = str(build_tiny_model(ctx.dir("base") / "tiny-model", **ctx.config.tiny))
+    else:
+        from guard_eval.model_sources import resolve
+
+        model = resolve(model)
     return {"model": model}
 
 
@@ -197,6 +202,14 @@ def stage_judge_base(ctx: Context) -> dict[str, Any]:
     return _judge(ctx, "eval_base")
 
 
+def stage_eval_references(ctx: Context) -> dict[str, Any]:
+    """Each reference model on the same items (the zero-shot base next to the guard, say); shown in the report."""
+    from guard_eval.model_sources import resolve
+
+    return {"runs": [_evaluate(ctx, f"eval_references/{i}", resolve(m), Path(m).name if Path(m).exists() else m)
+                     for i, m in enumerate(ctx.config.references)]}  # fmt: skip
+
+
 def stage_prefs(ctx: Context) -> dict[str, Any]:
     return {"pairs": run_method(ctx.config.prefs, ctx.dir("prefs"), model=_policy(ctx))}
 
@@ -245,8 +258,15 @@ def _runs(ctx: Context, bootstrap: int = 1000):
     from guard_eval.leaderboard import load_runs
 
     names = {"eval_base": ctx.outputs["eval_base"]["name"], "eval_trained": ctx.outputs.get("eval_trained", {}).get("name")}
-    return load_runs([f"{names[s]}={ctx.outputs[s]['run']}" for s in ("eval_base", "eval_trained") if s in ctx.outputs],
-                     bootstrap=bootstrap)  # fmt: skip
+    specs = [f"{names[s]}={ctx.outputs[s]['run']}" for s in ("eval_base", "eval_trained") if s in ctx.outputs]
+    return load_runs(specs, bootstrap=bootstrap)
+
+
+def _reference_runs(ctx: Context, bootstrap: int = 1000):
+    from guard_eval.leaderboard import load_runs
+
+    refs = ctx.outputs.get("eval_references", {}).get("runs", [])
+    return load_runs([f"{r['name']}={r['run']}" for r in refs], bootstrap=bootstrap) if refs else []
 
 
 def stage_compare(ctx: Context) -> dict[str, Any]:
@@ -270,7 +290,7 @@ def stage_report(ctx: Context) -> dict[str, Any]:
 
     out = ctx.dir("report")
     out.mkdir(parents=True, exist_ok=True)
-    table = build_table(_runs(ctx))
+    table = build_table([*_reference_runs(ctx), *_runs(ctx)])
     (out / "leaderboard.png").write_bytes(render(table, "png"))
     (out / "leaderboard.csv").write_text(render(table, "csv"))
     details: list[str] = []
@@ -298,6 +318,7 @@ PIPELINE: tuple[tuple[str, Callable[[Context], dict[str, Any]], Callable[[Experi
     ("sft", stage_sft, lambda c: c.sft is not None),
     ("eval_base", stage_eval_base, lambda c: True),
     ("judge_base", stage_judge_base, lambda c: True),
+    ("eval_references", stage_eval_references, lambda c: bool(c.references)),
     ("prefs", stage_prefs, lambda c: c.prefs is not None and c.train is not None),
     ("train", stage_train, lambda c: c.prefs is not None and c.train is not None),
     ("eval_trained", stage_eval_trained, lambda c: c.train is not None),

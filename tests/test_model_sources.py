@@ -173,3 +173,27 @@ def test_train_from_a_named_model(smollm2, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     meta = json.loads((out / "guard_bench.json").read_text())
     assert meta["base"] == str(smollm2) and meta["metrics"]["steps"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+def test_shipped_guard_through_inspect_and_lm_eval(smollm2, tmp_path):
+    """The adapter dir works as Inspect's model_path and as lm-eval's peft= on the cached base, from any cwd."""
+    adapter = pull("guard-smol-135m-sft")
+    env = {**__import__("os").environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    inspect = subprocess.run(
+        ["inspect", "eval", "guard_eval/demo_refusal", "--limit", "2", "--model", "hf/local", "-M", f"model_path={adapter}",
+         "-M", "do_sample=false", "--max-tokens", "8", "--log-dir", str(tmp_path / "logs"), "--display", "none"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert inspect.returncode == 0, inspect.stderr[-2000:]
+    assert list((tmp_path / "logs").glob("*.eval")), "no Inspect log written"
+    tasks = Path(__file__).resolve().parents[1] / "tasks"
+    lm = subprocess.run(
+        ["lm_eval", "--model", "hf", "--model_args", f"pretrained={smollm2},peft={adapter},dtype=float32",
+         "--tasks", "guard_demo_prompt", "--include_path", str(tasks), "--apply_chat_template", "--limit", "2",
+         "--gen_kwargs", "max_gen_toks=8", "--device", "cpu", "--output_path", str(tmp_path / "lm")],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600, check=False,
+    )  # fmt: skip
+    assert lm.returncode == 0, lm.stderr[-2000:]
+    assert list((tmp_path / "lm").rglob("results_*.json")), "no lm-eval results written"
