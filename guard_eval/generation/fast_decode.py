@@ -160,6 +160,8 @@ class StaticDecoder:
     :param prefill_tokens: prompt tokens per prefill forward (rows are chunked to stay under it).
     :param compile: ``torch.compile`` the decode forward (fuses the norms, rotary and activation kernels that
         dominate a step at small batch; costs a compilation of about a minute on first use).
+    :param fused_kernels: Liger's fused RMSNorm/rotary/SwiGLU kernels while decoding (None: on for CUDA when
+        ``liger_kernel`` is installed and the step is not compiled; see :mod:`~guard_eval.generation.fused_kernels`).
     """
 
     def __init__(
@@ -173,7 +175,10 @@ class StaticDecoder:
         prefill_tokens: int = 32768,
         check_every: int = 16,
         compile: bool = False,
+        fused_kernels: bool | None = None,
     ) -> None:
+        from guard_eval.generation import fused_kernels as fused
+
         reason = unsupported_reason(model)
         if reason:
             raise ValueError(f"StaticDecoder cannot run this model: {reason}")
@@ -184,6 +189,8 @@ class StaticDecoder:
         self.pad_token_id = pad_token_id
         self.eos_token_ids = list(eos_token_ids)
         self.cuda_graphs = self.device.type == "cuda" and cuda_graphs is not False
+        self.fused_kernels, self.fused_kernels_reason = fused.resolve(model, self.device.type, fused_kernels, compile)
+        self._kernels = (lambda: fused.applied(model)) if self.fused_kernels else contextlib.nullcontext
         self.bucket, self.prefill_tokens, self.check_every = bucket, prefill_tokens, check_every
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
@@ -308,7 +315,7 @@ class StaticDecoder:
         s.out.fill_(self.pad_token_id)
         s.step.zero_()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-        with self._our_attention():
+        with self._our_attention(), self._kernels():
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
             s.positions.copy_(positions[:, -1:].repeat_interleave(num_samples, dim=0) + 1)
