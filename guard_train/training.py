@@ -42,6 +42,18 @@ class TrainConfig(MethodConfig):
     gradient_checkpointing: bool = option(False, help="recompute activations to save memory")
     bf16: bool | None = option(None, help="bfloat16 training (default: on when a CUDA GPU is present)")
     dtype: str | None = option(None, help="load dtype (float32, bfloat16; default: bf16 on GPU, fp32 on CPU)")
+    use_liger_kernel: bool = option(False, help="Liger's fused RMSNorm/rotary/SwiGLU Triton kernels in training "
+                                    "(TRL's use_liger_kernel; needs a CUDA GPU and pip install 'guard-bench[gpu]')")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.use_liger_kernel:
+            try:
+                import liger_kernel  # noqa: F401
+            except ImportError:
+                raise ModuleNotFoundError("use_liger_kernel: liger-kernel is not installed (pip install 'guard-bench[gpu]')") from None
+            if not _gpu():
+                raise ValueError("use_liger_kernel: Liger's kernels are Triton kernels and need a CUDA GPU")
 
 
 def start(cfg: MethodConfig) -> str | None:
@@ -122,7 +134,7 @@ def trainer_args(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, warmup_steps=cfg.warmup_steps,
         lr_scheduler_type=cfg.lr_scheduler_type, logging_steps=cfg.logging_steps, seed=cfg.seed,
         bf16=gpu if cfg.bf16 is None else cfg.bf16, use_cpu=not gpu, gradient_checkpointing=cfg.gradient_checkpointing,
-        save_strategy="no", report_to=[], disable_tqdm=True, **extra,
+        use_liger_kernel=cfg.use_liger_kernel, save_strategy="no", report_to=[], disable_tqdm=True, **extra,
     )  # fmt: skip
 
 

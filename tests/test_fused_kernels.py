@@ -158,3 +158,26 @@ def test_backend_option_turns_them_off_or_fails_clearly(model, liger):
     assert not HFBackend.from_loaded(model, tokenizer).decoder.fused_kernels  # auto on CPU: off
     with pytest.raises(ValueError, match="need a CUDA device"):
         HFBackend.from_loaded(model, tokenizer, fused_kernels=True)
+
+
+# -- training: TRL's use_liger_kernel as a config switch ---------------------------------------------------------------
+
+
+def test_training_switch_reaches_trl_and_is_checked_first(tmp_path, liger, monkeypatch):
+    from trl import SFTConfig
+
+    from guard_train import training
+    from guard_train.sft import SftConfig
+
+    cfg = SftConfig(model="tiny", output_dir=str(tmp_path / "out"), use_liger_kernel=True)
+    with pytest.raises(ValueError, match="use_liger_kernel: .* need a CUDA GPU"):
+        cfg.validate()  # on this CPU machine
+    monkeypatch.setattr(training, "_gpu", lambda: True)
+    cfg.validate()
+    args = training.trainer_args(cfg, max_length=64)
+    assert args["use_liger_kernel"] is True
+    assert training.trainer_args(SftConfig(model="tiny", output_dir="x"))["use_liger_kernel"] is False
+    assert "use_liger_kernel" in {f.name for f in __import__("dataclasses").fields(SFTConfig)}  # TRL's own name
+    monkeypatch.setitem(sys.modules, "liger_kernel", None)
+    with pytest.raises(ModuleNotFoundError, match="use_liger_kernel: liger-kernel is not installed"):
+        cfg.validate()
