@@ -32,3 +32,43 @@ def test_sft_data_parallel_over_two_processes(tiny_model, tmp_path):
     assert meta["config"]["max_steps"] == 2
     before, after = load_file(tiny_model / "model.safetensors"), load_file(out / "model.safetensors")
     assert any(not before[k].equal(after[k]) for k in before), "data-parallel training changed no weight"
+
+
+def _multi_gpu_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("multi_gpu", ROOT / "benchmarks/multi_gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_eval_data_parallel_equals_one_process_and_resumes_after_a_killed_rank(tiny_model, tmp_path):
+    """`accelerate launch --num_processes 2 -m guard_eval.cli run` (2 CPU workers) merges to the 1-process result; a
+    run whose rank 1 is SIGKILLed mid-shard, then re-run, holds every sample once and the same outputs."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    sharp = tmp_path / "sharp"  # large weights: varied outputs, so equal texts mean something
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.5)
+    model.save_pretrained(sharp)
+    AutoTokenizer.from_pretrained(tiny_model).save_pretrained(sharp)
+    out = tmp_path / "eval.json"
+    script = _multi_gpu_script()
+    script.main(["eval", "--cpu-smoke", "--model", str(sharp), "--workdir", str(tmp_path / "work"), "--benchmarks",
+                 "demo", "--max-new-tokens", "48", "--batch-size", "2", "--kill-after", "4", "--json", str(out)])  # fmt: skip
+    result = json.loads(out.read_text())
+    reference = script.read_run(tmp_path / "work/eval-1")
+    assert reference["n_records"] == 60 and len({r["output"] for r in reference["records"].values()}) > 30
+    two = result["runs"]["2"]
+    assert two["rc"] == 0 and two["compare"]["identical"], two
+    kill = result["kill_and_resume"]
+    assert kill["killed_pid"] and kill["launcher_rc"] != 0, kill  # the launcher saw the rank die
+    assert 4 <= kill["records_when_killed"] < 30 and not kill["shard_complete_after_kill"], kill  # killed mid-shard
+    assert kill["rerun_rc"] == 0
+    assert kill["compare"] == {**kill["compare"], "missing": 0, "extra": 0, "duplicates": 0, "identical": True}
