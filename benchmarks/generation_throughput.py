@@ -9,7 +9,8 @@ run, and the fraction of the memory-bandwidth bound. The bound is what a decode 
 weight once, ``weight bytes / measured device-to-device copy bandwidth`` per step, so at most
 ``rows * bandwidth / weight_bytes`` tokens/s (KV-cache reads come on top; the table shows them separately).
 
-Backends: ``fast`` (our static-cache loop with CUDA graphs), ``fast-compile`` (and ``torch.compile``),
+Backends: ``fast`` (our static-cache loop with CUDA graphs, and Liger's fused kernels when installed: the default),
+``fast-unfused`` (the same without fused kernels), ``fast-compile`` (and ``torch.compile``),
 ``fast-eager`` (the same loop without graphs),
 ``generate`` (plain ``model.generate``, the old backend), ``lm-eval`` (needs lm_eval), ``vllm`` (needs vllm).
 
@@ -41,7 +42,7 @@ LLAMA_3_2_1B = {
 LLAMA_3_2_3B = {**LLAMA_3_2_1B, "hidden_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 24,
                 "head_dim": 128}  # fmt: skip
 SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_3B}  # tiny: guard_eval.tiny's
-BACKENDS = ("fast", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
+BACKENDS = ("fast", "fast-unfused", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
 SAMPLING_TEMPERATURE = 1.0  # k > 1 completions per prompt are sampled (preference data), k = 1 is greedy
 LM_EVAL_MAX_LENGTH = 8192  # lm-eval left-truncates prompts to max_length - max_gen_toks: keep them whole
@@ -123,9 +124,13 @@ def make_runner(name: str, model, tokenizer):
     from guard_eval.generation import GenerationConfig
     from guard_eval.generation.hf import HFBackend
 
-    if name in ("fast", "fast-compile", "fast-eager", "generate"):
+    if name in ("fast", "fast-unfused", "fast-compile", "fast-eager", "generate"):
         options = {"cuda_graphs": name != "fast-eager", "compile": name == "fast-compile"} if name != "generate" else {}
+        if name == "fast-unfused":
+            options["fused_kernels"] = False
         backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **options)
+        if backend.decoder is not None:
+            print(f"{name}: fused kernels {backend.decoder.fused_kernels_reason}", flush=True)
 
         def run(texts, rows, k, new_tokens):
             config = GenerationConfig(max_new_tokens=new_tokens, batch_size=max(1, rows // k), num_samples=k,
@@ -226,9 +231,11 @@ def greedy_agreement(model, tokenizer, texts: list[str], new_tokens: int) -> dic
                                do_sample=False, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     plain = plain[:, enc["input_ids"].shape[1] :].cpu()
     decoders = {"fast": BUILT.get("fast") or HFBackend.from_loaded(model, tokenizer)}
-    if "fast-compile" in BUILT:
-        decoders["fast-compile"] = BUILT["fast-compile"]
-    result = {"sequences": len(texts), "new_tokens": new_tokens}
+    for name in ("fast-unfused", "fast-compile"):
+        if name in BUILT:
+            decoders[name] = BUILT[name]
+    result = {"sequences": len(texts), "new_tokens": new_tokens, "dtype": str(next(model.parameters()).dtype),
+              "fused_kernels": {n: b.decoder.fused_kernels_reason for n, b in decoders.items()}}  # fmt: skip
     for name, backend in decoders.items():
         fast = backend.decoder.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=new_tokens,
                                         ignore_eos=True)  # fmt: skip
@@ -309,7 +316,9 @@ def main(argv: list[str] | None = None) -> int:
                 tokens = completions * args.output_len
                 bound = rows * bandwidth / wbytes  # tokens/s if a step only read the weights at copy speed
                 kv_read = rows * (prompt_tokens + args.output_len / 2) * kv_token  # mean KV bytes a step reads
-                row = {"backend": name, "rows": rows, "num_samples": k, "prompts": len(texts),
+                decoder = getattr(BUILT.get(name), "decoder", None)
+                row = {"backend": name, "rows": rows,
+                       "fused_kernels": decoder.fused_kernels_reason if decoder is not None else None, "num_samples": k, "prompts": len(texts),
                        "prompt_tokens_mean": prompt_tokens, "output_len": args.output_len, "seconds": seconds,
                        "tokens_per_s": tokens / seconds, "samples_per_s": completions / seconds,
                        "ms_per_step": 1e3 * seconds / (args.batches * args.output_len), "warmup_s": warmup_s,
