@@ -38,6 +38,18 @@ ROOT = Path(__file__).resolve().parent.parent
 SAFE_ENV = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 
 
+RUNNING: set[int] = set()  # process groups of launched commands, killed if this script is stopped
+
+
+def _stop(signum, frame):  # a SIGTERM (e.g. from `timeout`) must not leave launched workers holding the GPUs
+    for pgid in list(RUNNING):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    raise SystemExit(128 + signum)
+
+
 def base_env(extra: dict | None = None) -> dict:
     env = {**os.environ, **SAFE_ENV, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
            "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
@@ -46,7 +58,10 @@ def base_env(extra: dict | None = None) -> dict:
 
 
 def launcher(processes: int, port: int, config: str | None = None, cpu: bool = False) -> list[str]:
-    """``accelerate launch`` for ``processes`` workers on this host (torchrun underneath, also on CPU)."""
+    """``accelerate launch`` for ``processes`` workers on this host (torchrun underneath, also on CPU); one process
+    without a config file is a plain ``python`` (accelerate's ``--multi_gpu`` wants two or more)."""
+    if processes == 1 and not config:
+        return [sys.executable]
     cmd = [sys.executable, "-m", "accelerate.commands.launch"]
     if config:
         cmd += ["--config_file", config]
@@ -62,12 +77,15 @@ def run_logged(cmd: list[str], env: dict, log: Path, timeout: float) -> tuple[in
         f.write(" ".join(cmd) + "\n")
         f.flush()
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
+        RUNNING.add(proc.pid)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             rc = 124
+        finally:
+            RUNNING.discard(proc.pid)
     return rc, time.perf_counter() - start
 
 
@@ -123,6 +141,7 @@ def kill_rank_midway(cmd: list[str], env: dict, shard_dir: Path, rank: int, min_
     samples = shard_dir / "samples.jsonl"
     with log.open("w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT, start_new_session=True)
+        RUNNING.add(proc.pid)
         killed_at, pid = None, None
         while proc.poll() is None and time.perf_counter() - start < timeout:
             if count_lines(samples) >= min_records:
@@ -137,6 +156,7 @@ def kill_rank_midway(cmd: list[str], env: dict, shard_dir: Path, rank: int, min_
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             rc = proc.wait()
+        RUNNING.discard(proc.pid)
     results = shard_dir / "results.json"
     complete = json.loads(results.read_text()).get("complete") if results.exists() else None
     return {"killed_pid": pid, "records_when_killed": killed_at, "launcher_rc": rc,
@@ -178,6 +198,13 @@ def compare_runs(reference: Path, other: Path) -> dict:
             "identical": same_text == len(a["records"]) == len(b["records"]) and b["duplicates"] == 0 and metrics_equal}  # fmt: skip
 
 
+def dump(args, result: dict) -> None:
+    """Write what is measured so far: a run stopped by its time limit keeps the finished parts."""
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+
+
 def eval_scaling(args) -> dict:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -195,6 +222,8 @@ def eval_scaling(args) -> dict:
     n_samples = read_run(single)["n_records"]
     runs[1]["samples_per_s"] = n_samples / seconds
     print(f"eval 1 process: {n_samples} samples in {seconds:.1f} s", flush=True)
+    out["runs"] = {"1": runs[1]}
+    dump(args, out)
     cmd = launcher(args.processes, args.port, cpu=args.cpu_smoke) + eval_args(args, multi)
     rc, seconds = run_logged(cmd, env, work / f"eval-{args.processes}.log", args.timeout)
     runs[args.processes] = {"rc": rc, "seconds": seconds}
@@ -207,12 +236,15 @@ def eval_scaling(args) -> dict:
     else:
         print(f"eval {args.processes} processes failed (rc {rc}):\n{tail(work / f'eval-{args.processes}.log')}")
     out["runs"] = {str(k): v for k, v in runs.items()}
+    dump(args, out)
     if not args.skip_kill:
         cmd = launcher(args.processes, args.port + 1, cpu=args.cpu_smoke) + eval_args(args, resumed)
         victim = args.processes - 1
         kill = kill_rank_midway(cmd, env, resumed / f"shard-{victim}-of-{args.processes}", victim, args.kill_after,
                                 work / "eval-killed.log", args.timeout)  # fmt: skip
         print(f"kill rank {victim}: {kill}", flush=True)
+        out["kill_and_resume"] = kill
+        dump(args, out)
         rc, seconds = run_logged(cmd, env, work / "eval-resumed.log", args.timeout)
         kill.update(rerun_rc=rc, rerun_seconds=seconds)
         if rc == 0:
@@ -251,6 +283,8 @@ def sft_run(args, processes: int, liger: bool, port: int) -> dict:
            "gradient_accumulation": accumulation, "global_batch": args.global_batch, "rc": rc, "wall_s": seconds}  # fmt: skip
     if rc != 0:
         row["error"] = tail(work / f"{name}.log")
+        row["error_line"] = next((ln.strip() for ln in reversed((work / f"{name}.log").read_text(errors="replace")
+                                  .splitlines()) if "error:" in ln.lower() and "ChildFailedError" not in ln), "")  # fmt: skip
         print(f"{name} failed (rc {rc}):\n{row['error']}", flush=True)
         return row
     m = json.loads((output / "guard_bench.json").read_text())["metrics"]
@@ -271,6 +305,7 @@ def sft_scaling(args) -> dict:
     if args.liger:
         variants += [(1, True), (args.processes, True)]
     rows = []
+    result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "rows": rows}
     for i, (processes, liger) in enumerate(variants):
         if args.deadline and time.time() > args.deadline:
             print(f"sft {processes} processes liger={liger}: skipped, past the deadline", flush=True)
@@ -280,12 +315,13 @@ def sft_scaling(args) -> dict:
         except Exception as e:  # noqa: BLE001 -- one failing variant must not lose the others
             print(f"sft {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
             rows.append({"processes": processes, "liger": liger, "error": f"{type(e).__name__}: {e}"})
+        dump(args, result)
     for row in rows:
         base = next((r for r in rows if r.get("processes") == 1 and r.get("liger") == row.get("liger")), None)
         if base and base.get("steps_per_s") and row.get("steps_per_s"):
             row["speedup"] = row["steps_per_s"] / base["steps_per_s"]
             row["efficiency"] = row["speedup"] / row["processes"]
-    return {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "rows": rows}
+    return result
 
 
 # -- command line ------------------------------------------------------------------------------------------------------
@@ -320,16 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--liger", action="store_true", help="also run with use_liger_kernel")
     p.add_argument("--deadline", type=float, help="unix time after which no further variant starts")
     args = p.parse_args(argv)
+    signal.signal(signal.SIGTERM, _stop)
     if args.cpu_smoke and not args.model:
         from guard_eval.tiny import build_tiny_model
 
         args.model = str(build_tiny_model(Path(args.workdir) / "tiny"))
     if not args.model:
         p.error("--model is required (or --cpu-smoke)")
-    result = eval_scaling(args) if args.what == "eval" else sft_scaling(args)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2, default=str))
+    dump(args, eval_scaling(args) if args.what == "eval" else sft_scaling(args))
     return 0
 
 

@@ -315,7 +315,10 @@ class StaticDecoder:
         s.out.fill_(self.pad_token_id)
         s.step.zero_()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-        with self._our_attention(), self._kernels():
+        # The current CUDA device must be the model's: graph capture, side streams and Triton kernels use it (a
+        # data-parallel rank decodes on cuda:LOCAL_RANK while the current device is still cuda:0).
+        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with on_device, self._our_attention(), self._kernels():
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
             s.positions.copy_(positions[:, -1:].repeat_interleave(num_samples, dim=0) + 1)
