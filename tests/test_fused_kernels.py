@@ -181,3 +181,20 @@ def test_training_switch_reaches_trl_and_is_checked_first(tmp_path, liger, monke
     monkeypatch.setitem(sys.modules, "liger_kernel", None)
     with pytest.raises(ModuleNotFoundError, match="use_liger_kernel: liger-kernel is not installed"):
         cfg.validate()
+
+
+def test_a_liger_that_fails_to_import_is_named_not_called_missing(model, monkeypatch):
+    monkeypatch.setitem(sys.modules, "liger_kernel.transformers.monkey_patch", None)
+    monkeypatch.setitem(sys.modules, "transformers.models.some_new_model", None)
+
+    def broken(name):
+        if name == "liger_kernel.transformers.monkey_patch":
+            import transformers.models.some_new_model  # noqa: F401 -- what a Liger newer than transformers does
+        raise AssertionError(name)
+
+    monkeypatch.setattr(fused_kernels.importlib, "import_module", broken)
+    with pytest.warns(UserWarning, match="installed but does not import"):
+        on, why = fused_kernels.resolve(model, "cuda", None)
+    assert not on and "some_new_model" in why
+    with pytest.raises(ValueError, match="fused_kernels=true: liger-kernel is installed but does not import"):
+        fused_kernels.resolve(model, "cuda", True)

@@ -16,6 +16,7 @@ import contextlib
 import importlib
 import inspect
 import sys
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,11 +24,15 @@ KERNELS = ("rms_norm", "rope", "swiglu")  # what is fused; the losses (cross ent
 
 
 def _liger_apply_functions() -> dict[str, Any] | None:
-    """Liger's ``model_type -> apply_liger_kernel_to_<type>`` table, or ``None`` when Liger is not installed."""
+    """Liger's ``model_type -> apply_liger_kernel_to_<type>`` table, or ``None`` when Liger is not installed.
+
+    An installed Liger that fails to import (e.g. against another transformers) raises, naming the cause."""
     try:
         monkey_patch = importlib.import_module("liger_kernel.transformers.monkey_patch")
-    except ImportError:
-        return None
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "liger_kernel":
+            return None
+        raise ImportError(f"liger-kernel is installed but does not import: {e}") from e
     return dict(monkey_patch.MODEL_TYPE_TO_APPLY_LIGER_FN)
 
 
@@ -45,7 +50,13 @@ def resolve(model, device_type: str, requested: bool | None, compile: bool = Fal
     if requested is False:
         return False, "off (fused_kernels=false)"
     model_type = _base(model).config.model_type
-    table = _liger_apply_functions()
+    try:
+        table = _liger_apply_functions()
+    except ImportError as e:
+        if requested:
+            raise ValueError(f"fused_kernels=true: {e}") from e
+        warnings.warn(f"fused kernels off: {e}", stacklevel=3)
+        return False, str(e)
     if table is None:
         reason = "liger-kernel is not installed (pip install 'guard-bench[gpu]')"
     elif model_type not in table:
