@@ -72,3 +72,33 @@ def test_eval_data_parallel_equals_one_process_and_resumes_after_a_killed_rank(t
     assert 4 <= kill["records_when_killed"] < 30 and not kill["shard_complete_after_kill"], kill  # killed mid-shard
     assert kill["rerun_rc"] == 0
     assert kill["compare"] == {**kill["compare"], "missing": 0, "extra": 0, "duplicates": 0, "identical": True}
+
+
+def test_round3_summary_reports_numbers_failures_and_missing_parts(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("round3_summary", ROOT / "benchmarks/round3_summary.py")
+    summary = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(summary)
+    (tmp_path / "eval.json").write_text(json.dumps({
+        "benchmarks": ["aegis"], "max_new_tokens": 256, "batch_size": 64, "processes": 2,
+        "runs": {"1": {"rc": 0, "seconds": 40.0, "samples_per_s": 28.6},
+                 "2": {"rc": 0, "seconds": 21.0, "samples_per_s": 54.5, "speedup": 1.905, "efficiency": 0.952,
+                       "compare": {"identical": False, "identical_outputs": 1100, "identical_verdicts": 1140,
+                                   "reference_samples": 1144, "metrics_equal": False}}},
+        "kill_and_resume": {"records_when_killed": 256, "launcher_rc": 1, "shard_complete_after_kill": False,
+                            "rerun_rc": 0, "rerun_seconds": 20.5,
+                            "compare": {"samples": 1144, "reference_samples": 1144, "missing": 0, "extra": 0,
+                                        "duplicates": 0, "identical": False}}}))  # fmt: skip
+    (tmp_path / "sft.json").write_text(json.dumps({"data": "d", "max_length": 1024, "rows": [
+        {"processes": 1, "liger": False, "rc": 0, "per_device_batch": 4, "gradient_accumulation": 8, "steps_per_s": 0.7,
+         "tokens_per_s": 16300.0, "speedup": 1.0, "efficiency": 1.0, "gpu_peak_allocated_gib": 20.2,
+         "losses": [2.5, 2.25], "wall_s": 45},
+        {"processes": 2, "liger": True, "rc": 1, "error_line": "ValueError: no CUDA"}]}))  # fmt: skip
+    assert summary.main([str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no gen.json" in out
+    assert "| 2 | 0 | 21.0 | 54.5 | 1.91 | 95 | False | 1100/1144 | 1140/1144 | False |" in out
+    assert "kill rank 1 at 256 records" in out and "missing 0, extra 0, duplicates 0" in out
+    assert "| 1 | False | 4 x 8 x 1 | 0.700 | 16,300 | 1.00 | 100 | 20.2 | 2.500 2.250 | 45 |" in out
+    assert "FAILED: ValueError: no CUDA" in out
