@@ -205,6 +205,20 @@ def dump(args, result: dict) -> None:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 
 
+def eval_span(output: Path) -> float | None:
+    """Seconds from the first shard's start of evaluation (model loaded) to the last shard's final write, from the
+    ``created``/``updated`` stamps of their results.json (1 s resolution): the run without start-up and loading."""
+    from datetime import datetime
+
+    dirs = sorted(output.glob("shard-*-of-*")) or [output]
+    try:
+        stamps = [json.loads((d / "results.json").read_text()) for d in dirs]
+        start = min(datetime.fromisoformat(r["created"]) for r in stamps)
+        return (max(datetime.fromisoformat(r["updated"]) for r in stamps) - start).total_seconds()
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def eval_scaling(args) -> dict:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -220,7 +234,7 @@ def eval_scaling(args) -> dict:
     if rc != 0:
         raise RuntimeError(f"1-process eval failed (rc {rc}):\n{tail(work / 'eval-1.log')}")
     n_samples = read_run(single)["n_records"]
-    runs[1]["samples_per_s"] = n_samples / seconds
+    runs[1].update(samples_per_s=n_samples / seconds, eval_seconds=eval_span(single))
     print(f"eval 1 process: {n_samples} samples in {seconds:.1f} s", flush=True)
     out["runs"] = {"1": runs[1]}
     dump(args, out)
@@ -228,7 +242,9 @@ def eval_scaling(args) -> dict:
     rc, seconds = run_logged(cmd, env, work / f"eval-{args.processes}.log", args.timeout)
     runs[args.processes] = {"rc": rc, "seconds": seconds}
     if rc == 0:
+        span, span1 = eval_span(multi), runs[1]["eval_seconds"]
         runs[args.processes].update(samples_per_s=n_samples / seconds, speedup=runs[1]["seconds"] / seconds,
+                                    eval_seconds=span, eval_speedup=span1 / span if span and span1 else None,
                                     efficiency=runs[1]["seconds"] / seconds / args.processes,
                                     compare=compare_runs(single, multi))  # fmt: skip
         print(f"eval {args.processes} processes: {seconds:.1f} s, speedup {runs[1]['seconds'] / seconds:.2f}x, "

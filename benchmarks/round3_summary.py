@@ -65,13 +65,16 @@ def evaluation(out: Path) -> str:
         rows.append([n, r.get("rc"), f"{r['seconds']:.1f}", f"{r['samples_per_s']:.1f}" if r.get("samples_per_s") else "-",
                      f"{r['speedup']:.2f}" if r.get("speedup") else "1.00" if n == "1" else "-",
                      pct(r.get("efficiency")) if n != "1" else "100",
+                     f"{r['eval_seconds']:.0f}" if r.get("eval_seconds") else "-",
+                     f"{r['eval_speedup']:.2f}" if r.get("eval_speedup") else "1.00" if n == "1" else "-",
                      c.get("identical", "ref" if n == "1" else "-"),
                      f"{c['identical_outputs']}/{c['reference_samples']}" if c else "-",
                      f"{c['identical_verdicts']}/{c['reference_samples']}" if c else "-",
                      c.get("metrics_equal", "-")])  # fmt: skip
     text = [f"## Data-parallel eval: {' '.join(ev['benchmarks'])}, {ev['max_new_tokens']} new tokens, batch "
             f"{ev['batch_size']}",  # fmt: skip
-            table(["processes", "rc", "wall s", "samples/s", "speedup", "efficiency %", "identical", "same outputs",
+            table(["processes", "rc", "wall s", "samples/s", "speedup", "efficiency %", "eval s (no start-up)",
+                   "speedup (no start-up)", "identical", "same outputs",
                    "same verdicts", "metrics equal"], rows)]  # fmt: skip
     kill = ev.get("kill_and_resume")
     if kill:

@@ -98,7 +98,7 @@ def test_round3_summary_reports_numbers_failures_and_missing_parts(tmp_path, cap
     assert summary.main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "no gen.json" in out
-    assert "| 2 | 0 | 21.0 | 54.5 | 1.91 | 95 | False | 1100/1144 | 1140/1144 | False |" in out
+    assert "| 2 | 0 | 21.0 | 54.5 | 1.91 | 95 | - | - | False | 1100/1144 | 1140/1144 | False |" in out
     assert "kill rank 1 at 256 records" in out and "missing 0, extra 0, duplicates 0" in out
     assert "| 1 | False | 4 x 8 x 1 | 0.700 | 16,300 | 1.00 | 100 | 20.2 | 2.500 2.250 | 45 |" in out
     assert "FAILED: ValueError: no CUDA" in out
