@@ -57,6 +57,15 @@ def base_env(extra: dict | None = None) -> dict:
     return {**env, **(extra or {})}
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now (other jobs on the host may use the usual 29500-range ports)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def launcher(processes: int, port: int, config: str | None = None, cpu: bool = False) -> list[str]:
     """``accelerate launch`` for ``processes`` workers on this host (torchrun underneath, also on CPU); one process
     without a config file is a plain ``python`` (accelerate's ``--multi_gpu`` wants two or more)."""
@@ -67,6 +76,7 @@ def launcher(processes: int, port: int, config: str | None = None, cpu: bool = F
         cmd += ["--config_file", config]
     else:
         cmd += ["--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    port = port or free_port()
     return cmd + ["--num_processes", str(processes), "--num_machines", "1", "--main_process_port", str(port)]
 
 
@@ -254,7 +264,7 @@ def eval_scaling(args) -> dict:
     out["runs"] = {str(k): v for k, v in runs.items()}
     dump(args, out)
     if not args.skip_kill:
-        cmd = launcher(args.processes, args.port + 1, cpu=args.cpu_smoke) + eval_args(args, resumed)
+        cmd = launcher(args.processes, args.port and args.port + 1, cpu=args.cpu_smoke) + eval_args(args, resumed)
         victim = args.processes - 1
         kill = kill_rank_midway(cmd, env, resumed / f"shard-{victim}-of-{args.processes}", victim, args.kill_after,
                                 work / "eval-killed.log", args.timeout)  # fmt: skip
@@ -327,7 +337,7 @@ def sft_scaling(args) -> dict:
             print(f"sft {processes} processes liger={liger}: skipped, past the deadline", flush=True)
             continue
         try:
-            rows.append(sft_run(args, processes, liger, args.port + 10 + i))
+            rows.append(sft_run(args, processes, liger, args.port and args.port + 10 + i))
         except Exception as e:  # noqa: BLE001 -- one failing variant must not lose the others
             print(f"sft {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
             rows.append({"processes": processes, "liger": liger, "error": f"{type(e).__name__}: {e}"})
@@ -351,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu-smoke", action="store_true", help="CPU, tiny model, DDP over gloo: tests this script")
     p.add_argument("--workdir", default="/tmp/guard-bench-multi-gpu")
     p.add_argument("--json", help="write the measurements here")
-    p.add_argument("--port", type=int, default=29610)
+    p.add_argument("--port", type=int, default=0, help="first rendezvous port (default: a free port per launch)")
     p.add_argument("--timeout", type=float, default=300, help="seconds per launched command")
     p.add_argument("--data-dir", help="GUARD_DATA_DIR for benchmarks and traces")
     # eval

@@ -18,9 +18,18 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _free_port() -> int:
+    """A port nothing listens on: a fixed one collides with other test runs on the same host."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_sft_data_parallel_over_two_processes(tiny_model, tmp_path):
     out = tmp_path / "sft"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
            "-m", "guard_train.cli", "sft", "--config", str(ROOT / "configs/sft-tiny.yaml"),
            "--set", f"model={tiny_model}", "--set", f"output_dir={out}", "--set", "max_steps=2",
            "--set", "per_device_train_batch_size=2", "--set", "max_length=256", "--set", "logging_steps=1"]  # fmt: skip
