@@ -197,3 +197,24 @@ def test_shipped_guard_through_inspect_and_lm_eval(smollm2, tmp_path):
     )  # fmt: skip
     assert lm.returncode == 0, lm.stderr[-2000:]
     assert list((tmp_path / "lm").rglob("results_*.json")), "no lm-eval results written"
+
+
+CPU_SUBSET = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "smol-135m" / "cpu-subset.json"
+
+
+@pytest.mark.slow
+@pytest.mark.real_model
+@pytest.mark.shared_data
+def test_shipped_guard_reproduces_the_documented_cpu_subset(smollm2, tmp_path, data_dir):
+    """docs/experiments.md quotes the shipped guard's verdicts on a fixed seeded subset of held-out items, run on a CPU
+    (float32, greedy); `guard-eval run` must give exactly those verdicts and F1s again."""
+    expected = json.loads(CPU_SUBSET.read_text())
+    from guard_eval.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--model", "guard-smol-135m-sft", "--output", str(out), "--data-dir", str(data_dir),
+                 *expected["args"], "--no-progress"]) == 0  # fmt: skip
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().split("\n") if line.strip()]
+    assert {f"{r['benchmark']}/{r['id']}": r["pred"] for r in rows} == expected["preds"]
+    results = json.loads((out / "results.json").read_text())["benchmarks"]
+    assert {b: round(m["f1"], 2) for b, m in results.items()} == expected["f1"]
