@@ -8,12 +8,7 @@ import sys
 from pathlib import Path
 
 from guard_eval.hookspecs import hookimpl
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+from guard_eval.results.renderers import markdown_table
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
@@ -35,7 +30,7 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
         path = b.local_path(args.data_dir)
         where = "embedded" if b.embedded else ("found" if path and path.exists() else ("hub" if b.hub else "missing"))
         rows.append([name, b.task.value, b.title, count, where, owners.get(name, "?")])
-    print(_table(rows, ["benchmark", "task", "title", "samples", "data", "plugin"]))
+    print(markdown_table(["benchmark", "task", "title", "samples", "data", "plugin"], rows))
     print("\nsuites: " + "; ".join(f"{k} ({len(v)})" for k, v in SUITES.items()))
     return 0
 
@@ -67,7 +62,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from guard_eval.metrics import binary_metrics
-    from guard_eval.runner import read_records
+    from guard_eval.results.rundir import read_records
     from guard_eval.verdict import TaskType, normalize_label, parse_verdict
 
     task = TaskType(args.task)
@@ -90,7 +85,7 @@ def cmd_score(args: argparse.Namespace) -> int:
          f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['accuracy']:.2f}", m["parse_failures"]]
         for p, m in results.items()
     ]  # fmt: skip
-    print(_table(rows, ["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"]))
+    print(markdown_table(["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"], rows))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
@@ -118,7 +113,7 @@ def _print_results(results: dict) -> None:
          f"{m['accuracy']:.2f}", m["parse_failures"]]
         for name, m in results["benchmarks"].items()
     ]  # fmt: skip
-    print(_table(rows, ["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"]))
+    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"], rows))
     for task, avg in results["averages"].items():
         print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
 
@@ -126,7 +121,7 @@ def _print_results(results: dict) -> None:
 def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
     import time
 
-    from guard_eval.runner import RESULTS_FILE, merge_runs
+    from guard_eval.results.rundir import RESULTS_FILE, merge_runs
 
     dirs = [output / f"shard-{k}-of-{n}" for k in range(n)]
     deadline = time.time() + timeout_s
@@ -138,7 +133,7 @@ def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from guard_eval.runner import merge_runs
+    from guard_eval.results.rundir import merge_runs
 
     output = Path(args.output)
     dirs = sorted(output.glob("shard-*-of-*"), key=lambda d: int(d.name.split("-")[1]))
@@ -158,7 +153,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guard_eval.default_judges import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
-    from guard_eval.runner import EvalRun, resolve_benchmarks
+    from guard_eval.benchmarks import resolve_benchmarks
+    from guard_eval.runner import EvalRun
 
     benchmarks = resolve_benchmarks(args.benchmarks)  # fail on a bad name before loading a model
     shard, launched = _shard(args)
