@@ -135,7 +135,7 @@ def missing_data(bench: Benchmark, data_dir: str | os.PathLike | None = None, so
     where = f"{path}" if path else f"{bench.local} under the data dir (none found: pass --data-dir or set ${DATA_DIR_ENV})"
     hub = f"hub {bench.hub.path} {'unavailable offline' if offline else 'not allowed by --source local'}" if bench.hub \
         else "no hub fallback"  # fmt: skip
-    return f"benchmark {bench.name!r}: no data: expected {where}; {hub}"
+    return f"no data: expected {where}; {hub}"
 
 
 def resolve_benchmarks(
@@ -152,6 +152,7 @@ def resolve_benchmarks(
 
     known = registry("guard_register_benchmarks")
     out: list[Benchmark] = []
+    skipped: dict[str, list[str]] = {}
     for name in names:
         for n in SUITES.get(name, (name,)):
             if n not in known:
@@ -160,11 +161,13 @@ def resolve_benchmarks(
                 )
             reason = missing_data(known[n], data_dir, source) if check_data else None
             if reason and name not in SUITES:
-                raise BenchmarkDataError(reason)
+                raise BenchmarkDataError(f"benchmark {n!r}: {reason}")
             if reason:
-                (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {reason}")
+                skipped.setdefault(reason, []).append(n)
             elif known[n] not in out:
                 out.append(known[n])
+    for reason, skip in skipped.items():  # one line per missing file
+        (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {', '.join(skip)}: {reason}")
     if check_data and not out:
         raise BenchmarkDataError(f"no benchmark of {', '.join(names)} has data; see `guard-eval benchmarks --count`")
     return out

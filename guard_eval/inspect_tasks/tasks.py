@@ -62,7 +62,7 @@ def load_samples(
         raise ValueError(f"unknown prompt_variant {prompt_variant!r}; choose one of {PROMPT_VARIANTS}")
     return [
         inspect_sample(s, prompt_variant)
-        for bench in resolve_benchmarks(benchmarks)
+        for bench in resolve_benchmarks(benchmarks, data_dir, check_data=True)  # a suite skips absent data
         for s in bench.load(data_dir, limit=limit)
     ]
 
@@ -91,7 +91,7 @@ def suite_tasks(
     """One task per benchmark of a suite, for ``inspect_ai.eval_set(suite_tasks(), log_dir=...)`` (one log each)."""
     from guard_eval.benchmarks import resolve_benchmarks
 
-    return [guard_task(b.name, data_dir, limit, prompt_variant) for b in resolve_benchmarks([suite])]
+    return [guard_task(b.name, data_dir, limit, prompt_variant) for b in resolve_benchmarks([suite], data_dir, check_data=True)]
 
 
 @task(name=namespaced("guard_suite"))

@@ -9,7 +9,7 @@ import os
 import shutil
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,26 +99,29 @@ def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple
     return benchmarks, averages
 
 
-def is_run_dir(path: Path) -> bool:
-    return (path / RESULTS_FILE).exists() or (path / SAMPLES_FILE).exists() or any(path.glob("shard-*-of-*"))
+def run_files(output: Path) -> list[Path]:
+    """What ``guard-eval run`` (and ``judge``) wrote into ``output``."""
+    return [p for p in [*(output / f for f in RUN_FILES), *output.glob("shard-*-of-*")] if p.exists()]
 
 
-def set_aside(output: Path) -> Path | None:
-    """Move what an earlier run wrote into ``OUTPUT/.replaced/`` (nothing else is touched); refuse a folder that holds
-    other files but no run. Returns the folder to delete once the new run has completed."""
+def set_aside(output: Path, owned: Callable[[Path], list[Path]] = run_files, keep: tuple[str, ...] = ("tiny-model",),
+              what: str = f"a guard-eval run folder (no {RESULTS_FILE})") -> Path | None:
+    """Move what an earlier run wrote (``owned(output)``) into ``OUTPUT/.replaced/<time>/``; nothing else is touched.
+    A folder holding other files but nothing of ours is refused. Returns the folder to delete once the new run has
+    completed (:func:`drop_replaced`)."""
     if not output.exists():
         return None
     if not output.is_dir():
-        raise RunDirError(f"--output {output}: exists and is not a directory")
-    if not is_run_dir(output):
-        if any(p.name not in (REPLACED_DIR, "tiny-model") for p in output.iterdir()):
-            raise RunDirError(f"--output {output}: not a guard-eval run folder (no {RESULTS_FILE}); refusing to overwrite")
+        raise RunDirError(f"{output}: exists and is not a directory")
+    paths = owned(output)
+    if not paths:
+        if any(p.name not in (REPLACED_DIR, *keep) for p in output.iterdir()):
+            raise RunDirError(f"{output}: not {what}; refusing to overwrite it")
         return None
     aside = output / REPLACED_DIR / now().replace(":", "")
     aside.mkdir(parents=True, exist_ok=True)
-    for p in [*(output / f for f in RUN_FILES), *output.glob("shard-*-of-*")]:
-        if p.exists():
-            shutil.move(str(p), aside / p.name)
+    for p in paths:
+        shutil.move(str(p), aside / p.name)
     return aside
 
 
