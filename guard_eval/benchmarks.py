@@ -166,10 +166,11 @@ def resolve_benchmarks(
                 skipped.setdefault(reason, []).append(n)
             elif known[n] not in out:
                 out.append(known[n])
+    if check_data and not out:
+        raise BenchmarkDataError(f"no benchmark of {', '.join(names)} has data under {resolve_data_dir(data_dir)}; "
+                                 "see `guard-eval benchmarks --count`")  # fmt: skip
     for reason, skip in skipped.items():  # one line per missing file
         (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {', '.join(skip)}: {reason}")
-    if check_data and not out:
-        raise BenchmarkDataError(f"no benchmark of {', '.join(names)} has data; see `guard-eval benchmarks --count`")
     return out
 
 
