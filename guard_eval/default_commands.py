@@ -166,7 +166,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from guard_eval.default_judges import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
-    from guard_eval.benchmarks import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
     from guard_eval.runner import EvalRun
 
     args.data_dir = str(resolve_data_dir(args.data_dir) or "") or None  # resolved once, absolute

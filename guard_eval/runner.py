@@ -13,7 +13,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from guard_eval.benchmarks import Benchmark, Sample, resolve_benchmarks, resolve_data_dir  # noqa: F401 (re-export)
+from guard_eval.benchmarks import Benchmark, Sample, resolve_data_dir
 from guard_eval.generation import Backend, GenerationConfig
 from guard_eval.prompting import PromptVariant, build_prompt
 from guard_eval.results.rundir import (

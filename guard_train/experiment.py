@@ -169,7 +169,7 @@ def _policy(ctx: Context) -> str:
 def _evaluate(ctx: Context, stage: str, model: str, name: str) -> dict[str, Any]:
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
-    from guard_eval.benchmarks import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
     from guard_eval.runner import EvalRun
 
     ev = ctx.config.eval

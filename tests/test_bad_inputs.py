@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from guard_eval.benchmarks import BenchmarkDataError, resolve_benchmarks
+from guard_eval.benchmarks import BenchmarkDataError
+from guard_eval.selection import resolve_benchmarks
 from guard_eval.cli import main
 from guard_eval.generation import GenerationConfig
 from guard_eval.results.rundir import RunDirError, read_records, set_aside, write_json_atomic

@@ -17,7 +17,7 @@ from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS
 from guard_eval.generation import GenerationConfig
 from guard_eval.hookspecs import hookimpl
 from guard_eval.plugins import get_plugin_manager
-from guard_eval.benchmarks import resolve_benchmarks
+from guard_eval.selection import resolve_benchmarks
 from guard_eval.results.rundir import read_records
 from guard_eval.runner import EvalRun
 

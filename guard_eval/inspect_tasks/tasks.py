@@ -56,7 +56,7 @@ def load_samples(
     benchmarks: list[str], data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> list[Sample]:
     """Inspect samples of benchmarks or suites (``guardreasoner``, ``demo``, ...), ``limit`` per benchmark."""
-    from guard_eval.benchmarks import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
     if prompt_variant not in PROMPT_VARIANTS:
         raise ValueError(f"unknown prompt_variant {prompt_variant!r}; choose one of {PROMPT_VARIANTS}")
@@ -89,7 +89,7 @@ def suite_tasks(
     suite: str = "guardreasoner", data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> list[Task]:
     """One task per benchmark of a suite, for ``inspect_ai.eval_set(suite_tasks(), log_dir=...)`` (one log each)."""
-    from guard_eval.benchmarks import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
     return [guard_task(b.name, data_dir, limit, prompt_variant) for b in resolve_benchmarks([suite], data_dir, check_data=True)]
 
