@@ -139,9 +139,9 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
     """The data directory: explicit argument, then ``$GUARD_DATA_DIR``, then a ``shared/data`` folder found beside
     the working directory or the checkout. ``None`` when nothing is found."""
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        return Path(data_dir).expanduser().absolute()
     if os.environ.get(DATA_DIR_ENV):
-        return Path(os.environ[DATA_DIR_ENV]).expanduser()
+        return Path(os.environ[DATA_DIR_ENV]).expanduser().absolute()
     for base in (Path.cwd(), _checkout_root()):
         for candidate in (base / "shared" / "data", base.parent / "shared" / "data"):
             if candidate.is_dir():

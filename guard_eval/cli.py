@@ -12,7 +12,13 @@ PROGRAM = "guard-eval"
 def build_parser(program: str = PROGRAM, description: str = "Evaluate reasoning guard models.") -> argparse.ArgumentParser:
     from guard_eval.plugins import get_plugin_manager
 
+    from importlib.metadata import PackageNotFoundError, version
+
     parser = argparse.ArgumentParser(prog=program, description=description)
+    try:
+        parser.add_argument("--version", action="version", version=f"%(prog)s {version('guard-bench')}")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        parser.add_argument("--version", action="version", version="%(prog)s (not installed)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     get_plugin_manager().collect("guard_register_commands", program=program, subparsers=subparsers)
     return parser

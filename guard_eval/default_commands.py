@@ -8,16 +8,12 @@ import sys
 from pathlib import Path
 
 from guard_eval.hookspecs import hookimpl
-
-
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
+from guard_eval.results.renderers import markdown_table
+from guard_eval.results.rundir import drop_replaced, set_aside
 
 
 def cmd_benchmarks(args: argparse.Namespace) -> int:
-    from guard_eval.benchmarks import BenchmarkDataError
+    from guard_eval.benchmarks import BenchmarkDataError, resolve_data_dir
     from guard_eval.default_benchmarks import SUITES
     from guard_eval.plugins import get_plugin_manager
 
@@ -35,7 +31,9 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
         path = b.local_path(args.data_dir)
         where = "embedded" if b.embedded else ("found" if path and path.exists() else ("hub" if b.hub else "missing"))
         rows.append([name, b.task.value, b.title, count, where, owners.get(name, "?")])
-    print(_table(rows, ["benchmark", "task", "title", "samples", "data", "plugin"]))
+    print(markdown_table(["benchmark", "task", "title", "samples", "data", "plugin"], rows))
+    root = resolve_data_dir(args.data_dir)
+    print(f"\ndata dir: {root or 'none found (pass --data-dir or set $GUARD_DATA_DIR)'}")
     print("\nsuites: " + "; ".join(f"{k} ({len(v)})" for k, v in SUITES.items()))
     return 0
 
@@ -67,7 +65,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from guard_eval.metrics import binary_metrics
-    from guard_eval.runner import read_records
+    from guard_eval.results.rundir import read_records
     from guard_eval.verdict import TaskType, normalize_label, parse_verdict
 
     task = TaskType(args.task)
@@ -75,13 +73,18 @@ def cmd_score(args: argparse.Namespace) -> int:
     for path in map(Path, args.predictions):
         if not path.exists():
             raise FileNotFoundError(f"predictions file not found: {path}")
-        rows = read_records(path)
+        rows = read_records(path, strict=True)  # a file made elsewhere: no line may be dropped
+        if not rows:
+            raise ValueError(f"{path}: no records (empty file)")
         gold, pred = [], []
         for i, row in enumerate(rows, 1):
             try:
+                if not isinstance(row.get(args.predict_field), str):
+                    raise ValueError(f"field {args.predict_field!r} must be a string, got "
+                                     f"{type(row.get(args.predict_field)).__name__}")  # fmt: skip
                 gold.append(normalize_label(row[args.label_field], task))
                 pred.append(parse_verdict(row[args.predict_field]).label(task))
-            except (KeyError, ValueError) as e:
+            except (KeyError, ValueError, TypeError) as e:
                 raise ValueError(f"{path}: record {i}: {type(e).__name__}: {e}") from e
         m = binary_metrics(gold, pred, task, bootstrap=args.bootstrap)
         results[str(path)] = {"task": task.value, **m.to_dict()}
@@ -90,7 +93,7 @@ def cmd_score(args: argparse.Namespace) -> int:
          f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['accuracy']:.2f}", m["parse_failures"]]
         for p, m in results.items()
     ]  # fmt: skip
-    print(_table(rows, ["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"]))
+    print(markdown_table(["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"], rows))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
@@ -118,7 +121,7 @@ def _print_results(results: dict) -> None:
          f"{m['accuracy']:.2f}", m["parse_failures"]]
         for name, m in results["benchmarks"].items()
     ]  # fmt: skip
-    print(_table(rows, ["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"]))
+    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"], rows))
     for task, avg in results["averages"].items():
         print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
 
@@ -126,7 +129,7 @@ def _print_results(results: dict) -> None:
 def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
     import time
 
-    from guard_eval.runner import RESULTS_FILE, merge_runs
+    from guard_eval.results.rundir import RESULTS_FILE, merge_runs
 
     dirs = [output / f"shard-{k}-of-{n}" for k in range(n)]
     deadline = time.time() + timeout_s
@@ -138,7 +141,7 @@ def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from guard_eval.runner import merge_runs
+    from guard_eval.results.rundir import merge_runs
 
     output = Path(args.output)
     dirs = sorted(output.glob("shard-*-of-*"), key=lambda d: int(d.name.split("-")[1]))
@@ -151,17 +154,28 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _looks_local(model: str) -> bool:
+    """A path rather than a hub id: it starts like one, or its first folder exists here (``runs/sft``)."""
+    return model.startswith((".", "/", "~")) or model.count("/") > 1 or ("/" in model and Path(model.split("/")[0]).is_dir())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     import os
-    import shutil
 
+    from guard_eval.benchmarks import resolve_data_dir
     from guard_eval.default_judges import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
-    from guard_eval.runner import EvalRun, resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
+    from guard_eval.runner import EvalRun
 
-    benchmarks = resolve_benchmarks(args.benchmarks)  # fail on a bad name before loading a model
+    args.data_dir = str(resolve_data_dir(args.data_dir) or "") or None  # resolved once, absolute
+    # A bad name or absent data fails (a suite's absent benchmark is skipped) before a model is loaded.
+    benchmarks = resolve_benchmarks(args.benchmarks, args.data_dir, args.source, check_data=True)
     shard, launched = _shard(args)
+    output = Path(args.output)
+    # The old run's files go to OUTPUT/.replaced, deleted only once the new run has completed.
+    aside = set_aside(output) if args.overwrite and (shard is None or shard[0] == 0) else None
     model = args.model
     if model == "tiny":  # the embedded default: a tiny Llama built locally (random weights unless trained)
         from guard_eval.tiny import build_tiny_model
@@ -172,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.backend != "inspect":
         from guard_eval.model_sources import ModelSourceError, resolve
 
+        if _looks_local(args.model) and not Path(args.model).exists():
+            raise FileNotFoundError(f"--model {args.model}: no such local path (a hub id is ORG/NAME)")
         try:
             model = resolve(model)
         except ModelSourceError as e:
@@ -179,9 +195,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 1
         if model != args.model and not args.name:
             args.name = Path(args.model).stem if args.model.endswith(".gguf") else args.model
-    output = Path(args.output)
-    if args.overwrite and output.exists() and (shard is None or shard[0] == 0):
-        shutil.rmtree(output)
     run_dir = output / f"shard-{shard[0]}-of-{shard[1]}" if shard else output
     device = args.device
     if launched and device is None:
@@ -209,8 +222,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         sample_seed=args.sample_seed,
         progress=not args.no_progress,
+        backend_options=options,
     )
     results = run.run()
+    if results.get("complete"):
+        drop_replaced(aside)
     if launched:  # under torchrun / accelerate launch: rank 0 merges the shards once all are complete
         if shard[0] != 0:
             return 0
@@ -260,7 +276,8 @@ def guard_register_commands(program, subparsers):
     p.set_defaults(func=cmd_score)
 
     p = subparsers.add_parser("run", help="generate, parse and score a model on benchmarks (resumable)")
-    p.add_argument("--model", required=True, help="HF model dir, hub id, LoRA adapter dir, or 'tiny' (embedded)")
+    p.add_argument("--model", required=True, help="HF model dir, hub id, LoRA adapter dir, or 'tiny' (a tiny Llama "
+                   "with RANDOM weights, for trying the pipeline: its scores mean nothing)")
     p.add_argument("--benchmarks", nargs="+", default=["demo"], help="benchmark or suite names (default: demo)")
     p.add_argument("--output", required=True, help="output dir (results.json + samples.jsonl); re-run to resume")
     p.add_argument("--name", help="label for this checkpoint in reports")
@@ -278,7 +295,8 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, help="at most N samples per benchmark")
     p.add_argument("--sample-seed", type=int, help="with --limit: a seeded random subset instead of the first N")
-    p.add_argument("--overwrite", action="store_true", help="delete the output dir first instead of resuming")
+    p.add_argument("--overwrite", action="store_true", help="replace the run in the output dir instead of resuming: its "
+                   "files are moved to OUTPUT/.replaced and deleted once the new run completes (other files untouched)")
     p.add_argument("--shard", help="K/N: evaluate every N-th sample from the K-th into OUTPUT/shard-K-of-N "
                    "(set automatically under torchrun / accelerate launch, where rank 0 merges the shards)")
     p.add_argument("--no-progress", action="store_true")

@@ -39,6 +39,7 @@ def parse_options(pairs: list[str] | None, flag: str = "--judge-option") -> dict
 
 def cmd_judge(args) -> int:
     from guard_eval.judging.results import judge_run
+    from guard_eval.results.renderers import markdown_table
 
     s = judge_run(args.results, args.judge, parse_options(args.judge_option), args.output, args.overwrite,
                   progress=not args.no_progress)  # fmt: skip
@@ -47,13 +48,9 @@ def cmd_judge(args) -> int:
     print(
         f"reasoning quality ({s['judge']} judge): total = 0.3 correctness + 0.3 coherence + 0.2 relevance + 0.2 specificity"
     )
-    print("| benchmark | n | errors | total | correctness | coherence | relevance | specificity |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, g in rows:
-        print(
-            f"| {name} | {g['n']} | {g['errors']} | {fmt(g['total'])} | {fmt(g['correctness'])} | {fmt(g['coherence'])} "
-            f"| {fmt(g['relevance'])} | {fmt(g['specificity'])} |"
-        )
+    keys = ("total", "correctness", "coherence", "relevance", "specificity")
+    print(markdown_table(["benchmark", "n", "errors", *keys], [[name, g["n"], g["errors"], *(fmt(g[k]) for k in keys)]
+                                                              for name, g in rows]))  # fmt: skip
     print(f"per-sample scores: {s['file']}; summary added to results.json under 'reasoning_quality'")
     return 0
 

@@ -1,53 +1,29 @@
-"""load -> prompt -> generate -> parse -> score -> report, writing results as it goes and resuming what was cut off.
+"""load -> prompt -> generate -> parse -> score, writing a run dir as it goes and resuming what was cut off.
 
-Format of the two files: docs/results-format.md.
+The run-directory format (files, summary, merge) belongs to :mod:`guard_eval.results.rundir`.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
-from guard_eval.benchmarks import Benchmark, Sample
+from guard_eval.benchmarks import Benchmark, Sample, resolve_data_dir
 from guard_eval.generation import Backend, GenerationConfig
-from guard_eval.metrics import binary_metrics, weighted_average
 from guard_eval.prompting import PromptVariant, build_prompt
-from guard_eval.verdict import TaskType, parse_verdict
-
-SCHEMA = "guard-bench/results/v1"
-SAMPLES_FILE = "samples.jsonl"
-RESULTS_FILE = "results.json"
+from guard_eval.results.rundir import (
+    RESULTS_FILE, SAMPLES_FILE, SCHEMA, input_hash, now, read_records, summarize, write_json_atomic, write_records,
+)  # fmt: skip
+from guard_eval.verdict import parse_verdict
 
 
 class ResumeMismatchError(RuntimeError):
-    """The output dir holds a run with another model or settings; resuming would mix them."""
-
-
-def resolve_benchmarks(names: Iterable[str]) -> list[Benchmark]:
-    """Benchmark objects for names or suite names (``guardreasoner``, ``demo``, ``prompt``, ...)."""
-    from guard_eval.default_benchmarks import SUITES
-    from guard_eval.plugins import registry
-
-    known = registry("guard_register_benchmarks")
-    out: list[Benchmark] = []
-    for name in names:
-        for n in SUITES.get(name, (name,)):
-            if n not in known:
-                raise KeyError(
-                    f"unknown benchmark {n!r}; known: {', '.join(sorted(known))}; suites: {', '.join(sorted(SUITES))}"
-                )
-            if known[n] not in out:
-                out.append(known[n])
-    return out
+    """The output dir holds a run with another model, settings or inputs; resuming would mix them."""
 
 
 def record_for(sample: Sample, output: str, sample_index: int | None = None) -> dict[str, Any]:
@@ -57,6 +33,7 @@ def record_for(sample: Sample, output: str, sample_index: int | None = None) -> 
         "benchmark": sample.benchmark,
         "task": sample.task.value,
         "id": sample.id,
+        "input_hash": input_hash(sample.benchmark, sample.prompt, sample.response),
         "prompt": sample.prompt,
         "response": sample.response,
         "gold": sample.label,
@@ -70,52 +47,15 @@ def record_for(sample: Sample, output: str, sample_index: int | None = None) -> 
     return rec
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Records of a samples.jsonl; a truncated last line (a killed run) is dropped, other bad lines are errors."""
-    if not path.exists():
-        return []
-    lines = path.read_text(encoding="utf-8").split("\n")
-    records = []
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            if lineno >= len(lines) - 1:  # the last line: an interrupted write
-                break
-            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg}); fix or delete the line to resume") from e
-    return records
+def _key(rec: dict[str, Any]) -> tuple[str, str, int | None]:
+    """A record's identity on resume: id, content of its input (so other data cannot pass as done) and draw."""
+    content = rec.get("input_hash") or input_hash(rec["benchmark"], rec.get("prompt"), rec.get("response"))
+    return rec["id"], content, rec.get("sample")
 
 
-def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple[dict, dict]:
-    """Per-benchmark metrics and per-task weighted averages from sample records."""
-    by_bench: dict[str, list[dict]] = defaultdict(list)
-    for r in records:
-        by_bench[r["benchmark"]].append(r)
-    benchmarks = {}
-    for name, recs in by_bench.items():
-        task = recs[0]["task"]
-        m = binary_metrics([r["gold"] for r in recs], [r["pred"] for r in recs], task, bootstrap=bootstrap)
-        benchmarks[name] = {"task": task, **m.to_dict()}
-    averages = {}
-    for task in TaskType:
-        group = {k: v for k, v in benchmarks.items() if v["task"] == task.value}
-        if group:
-            averages[task.value] = {
-                "f1": weighted_average(group, "f1"),
-                "accuracy": weighted_average(group, "accuracy"),
-                "n": sum(v["n"] for v in group.values()),
-                "benchmarks": sorted(group),
-            }
-    return benchmarks, averages
-
-
-def _atomic_write_json(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+def _keys(sample: Sample, n: int) -> list[tuple[str, str, int | None]]:
+    content = input_hash(sample.benchmark, sample.prompt, sample.response)
+    return [(sample.id, content, i if n > 1 else None) for i in range(n)]
 
 
 @dataclass
@@ -136,13 +76,19 @@ class EvalRun:
     shard: tuple[int, int] | None = None  # (k, n): this process evaluates samples k, k+n, k+2n, ... (data parallel)
     progress: bool = True
     bootstrap: int = 1000
+    backend_options: dict[str, Any] = field(default_factory=dict)  # dtype, ...: they change outputs
 
     def settings(self) -> dict[str, Any]:
-        """What must match for a resume to be valid."""
+        """What must match for a resume to be valid (docs/results-format.md, "Guarantees")."""
+        root = resolve_data_dir(self.data_dir)
         return {
             "model": self.model_info.get("path"),
+            "backend": self.model_info.get("backend", self.backend.name),
+            "backend_options": {k: v for k, v in self.backend_options.items() if k != "device" and v is not None},
             "prompt_variant": self.prompt_variant,
             "generation": {k: v for k, v in self.generation.to_dict().items() if k != "batch_size"},
+            "data_dir": str(root) if root else None,
+            "source": self.source,
             "limit": self.limit,
             "sample_seed": self.sample_seed,
             "shard": list(self.shard) if self.shard else None,
@@ -152,52 +98,57 @@ class EvalRun:
         if not results_path.exists():
             return None
         previous = json.loads(results_path.read_text())
-        if previous.get("settings") != self.settings():
-            raise ResumeMismatchError(
-                f"{results_path} was written with other settings ({previous.get('settings')}); "
-                f"use another --output dir (or --overwrite) instead of mixing runs"
-            )
+        old, new = previous.get("settings") or {}, self.settings()
+        changed = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        if changed:
+            diff = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+            raise ResumeMismatchError(f"{results_path} was written with other settings ({diff}); use another --output "
+                                      "dir (or --overwrite) instead of mixing runs")  # fmt: skip
         return previous
 
+    def _load(self) -> dict[str, list[Sample]]:
+        """Every benchmark's samples, read before anything is generated (a missing file fails before any work)."""
+        out = {}
+        for bench in self.benchmarks:
+            samples = bench.load(self.data_dir, self.source, self.limit, self.sample_seed)
+            out[bench.name] = samples[self.shard[0] :: self.shard[1]] if self.shard else samples
+        return out
+
     def run(self) -> dict[str, Any]:
+        loaded = self._load()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         samples_path, results_path = self.output_dir / SAMPLES_FILE, self.output_dir / RESULTS_FILE
         previous = self._check_resume(results_path)
         records = read_records(samples_path)
-        # Rewrite the file without a truncated tail so appends start on a clean line.
-        with samples_path.open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        done = {(r["id"], r.get("sample")) for r in records}
-        expected = {}
-        results = {
-            "schema": SCHEMA,
-            "model": self.model_info,
-            "settings": self.settings(),
-            "config": {"data_dir": self.data_dir, "source": self.source, "batch_size": self.generation.batch_size},
-            "created": (previous or {}).get("created") or datetime.now(UTC).isoformat(timespec="seconds"),
-        }
+        n = self.generation.num_samples
+        wanted = {k for samples in loaded.values() for s in samples for k in _keys(s, n)}
+        stale = [r["id"] for r in records if _key(r) not in wanted]
+        if stale:
+            raise ResumeMismatchError(
+                f"{samples_path}: {len(stale)} records (first: {stale[0]!r}) hold inputs that the benchmark data no "
+                "longer has (the data changed); use another --output dir (or --overwrite)"
+            )
+        write_records(samples_path, records)  # without a truncated tail, so appends start on a clean line
+        done = {_key(r) for r in records}
+        expected = {name: len(samples) * n for name, samples in loaded.items()}
+        results = {"schema": SCHEMA, "model": self.model_info, "settings": self.settings(),
+                   "config": {"data_dir": self.settings()["data_dir"], "source": self.source,
+                              "batch_size": self.generation.batch_size},
+                   "created": (previous or {}).get("created") or now()}  # fmt: skip
 
-        def write(complete: bool) -> None:
+        def write() -> None:
+            complete = all(k in done for k in wanted)
             benchmarks, averages = summarize(records, self.bootstrap if complete else 0)
             for name, m in benchmarks.items():
                 m["expected"] = expected.get(name)
-            results.update(
-                updated=datetime.now(UTC).isoformat(timespec="seconds"),
-                complete=complete,
-                benchmarks=benchmarks,
-                averages=averages,
-            )
-            _atomic_write_json(results_path, results)
+            results.update(updated=now(), complete=complete, benchmarks=benchmarks, averages=averages)
+            write_json_atomic(results_path, results)
 
-        n = self.generation.num_samples
         chunk = self.chunk_size or self.generation.batch_size * 4
         with samples_path.open("a", encoding="utf-8") as sink:
             for bench in self.benchmarks:
-                samples = bench.load(self.data_dir, self.source, self.limit, self.sample_seed)
-                if self.shard:
-                    samples = samples[self.shard[0] :: self.shard[1]]
-                expected[bench.name] = len(samples)
-                todo = [s for s in samples if (s.id, 0 if n > 1 else None) not in done]
+                samples = loaded[bench.name]
+                todo = [s for s in samples if any(k not in done for k in _keys(s, n))]
                 bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=bench.name,
                            disable=not self.progress, unit="sample")  # fmt: skip
                 for start in range(0, len(todo), chunk):
@@ -207,32 +158,15 @@ class EvalRun:
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)
+                            if _key(rec) in done:  # a completion kept from before the interruption
+                                continue
                             records.append(rec)
+                            done.add(_key(rec))
                             sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     sink.flush()
                     os.fsync(sink.fileno())
-                    write(complete=False)
+                    write()
                     bar.update(len(batch))
                 bar.close()
-        write(complete=True)
+        write()
         return results
-
-
-def merge_runs(shard_dirs: Sequence[Path], output_dir: Path, bootstrap: int = 1000) -> dict[str, Any]:
-    """Merge the output dirs of data-parallel shards into one run (samples.jsonl + results.json)."""
-    shards = [json.loads((Path(d) / RESULTS_FILE).read_text()) for d in shard_dirs]
-    records = [r for d in shard_dirs for r in read_records(Path(d) / SAMPLES_FILE)]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with (output_dir / SAMPLES_FILE).open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    benchmarks, averages = summarize(records, bootstrap)
-    for name, m in benchmarks.items():
-        m["expected"] = sum(s["benchmarks"].get(name, {}).get("expected") or 0 for s in shards)
-    settings = {**shards[0]["settings"], "shard": None}
-    results = {
-        **shards[0], "settings": settings, "shards": [str(d) for d in shard_dirs],
-        "updated": datetime.now(UTC).isoformat(timespec="seconds"),
-        "complete": all(s.get("complete") for s in shards), "benchmarks": benchmarks, "averages": averages,
-    }  # fmt: skip
-    _atomic_write_json(output_dir / RESULTS_FILE, results)
-    return results

@@ -155,7 +155,7 @@ def synthetic_examples(samples: Sequence[Sample], variant: str = "chat", quote_w
 def load_samples(benchmarks: Sequence[str], data_dir: str | None = None, limit: int | None = None,
                  seed: int | None = None) -> list[Sample]:  # fmt: skip
     """Gold-labelled samples of benchmarks or suites (``limit`` per benchmark, a seeded random subset)."""
-    from guard_eval.runner import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
     return [s for b in resolve_benchmarks(benchmarks) for s in b.load(data_dir, limit=limit, seed=seed if limit else None)]
 
@@ -186,7 +186,7 @@ def _guardreasoner_files(spec: str, data_dir: str | None) -> list[tuple[str, Tas
 def check_source(spec: str, data_dir: str | None = None) -> None:
     """Fail early (before any model is loaded) on a source that cannot be read."""
     if spec.startswith("synthetic:"):
-        from guard_eval.runner import resolve_benchmarks
+        from guard_eval.selection import resolve_benchmarks
 
         resolve_benchmarks([n for n in spec.removeprefix("synthetic:").split(",") if n])
     elif spec.startswith("guardreasoner:"):

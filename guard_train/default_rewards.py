@@ -10,7 +10,7 @@ from guard_eval.hookspecs import hookimpl
 def cmd_rewards(args: argparse.Namespace) -> int:
     import json
 
-    from guard_eval.default_commands import _table
+    from guard_eval.results.renderers import markdown_table
     from guard_eval.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
@@ -19,7 +19,7 @@ def cmd_rewards(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([dict(zip(("name", "plugin", "description"), r)) for r in rows], indent=2))
     else:
-        print(_table(rows, ["reward", "plugin", "description"]))
+        print(markdown_table(["reward", "plugin", "description"], rows))
     return 0
 
 

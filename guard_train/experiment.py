@@ -169,7 +169,8 @@ def _policy(ctx: Context) -> str:
 def _evaluate(ctx: Context, stage: str, model: str, name: str) -> dict[str, Any]:
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
-    from guard_eval.runner import EvalRun, resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
+    from guard_eval.runner import EvalRun
 
     ev = ctx.config.eval
     results = EvalRun(
@@ -284,33 +285,46 @@ def stage_compare(ctx: Context) -> dict[str, Any]:
 
 
 def stage_report(ctx: Context) -> dict[str, Any]:
-    import html
-
-    from guard_eval.leaderboard import build_table, render
+    from guard_eval.results import build_table, html_table, markdown_table, render
 
     out = ctx.dir("report")
     out.mkdir(parents=True, exist_ok=True)
     table = build_table([*_reference_runs(ctx), *_runs(ctx)])
     (out / "leaderboard.png").write_bytes(render(table, "png"))
     (out / "leaderboard.csv").write_text(render(table, "csv"))
-    details: list[str] = []
-    if "compare" in ctx.outputs:
-        details += ["## Base vs trained", "", Path(ctx.outputs["compare"]["compare"]).read_text(), ""]
+    sections: list[tuple[str, list[str], list[list[Any]]]] = []  # (title, header, rows): one source for md and html
+    compare_md = Path(ctx.outputs["compare"]["compare"]).read_text() if "compare" in ctx.outputs else None
     criteria = ctx.outputs.get("compare", {}).get("criteria", [])
     if criteria:
-        details += ["## Success criteria", "", "| criterion | value | met |", "|---|---|---|"]
-        details += [f"| {r['criterion']} | {r['value']} | {'met' if r['met'] else 'NOT met'} |" for r in criteria]
-    details += ["", "## Stages", "", "| stage | wall time (s) | process peak RSS so far (GiB) | peak GPU allocated (GiB) |",
-                "|---|---|---|---|"]  # fmt: skip
+        sections.append(("Success criteria", ["criterion", "value", "met"],
+                         [[r["criterion"], r["value"], "met" if r["met"] else "NOT met"] for r in criteria]))
+    stages = []
     for name, o in ctx.outputs.items():
         m = o.get("_meta", {})
         gpu = f"{m['gpu_max_allocated_gib']:.2f}" if "gpu_max_allocated_gib" in m else ""
-        details.append(f"| {name} | {m.get('wall_s', 0):.1f} | {m.get('cpu_max_rss_gib', 0):.2f} | {gpu} |")
-    text = "\n".join([f"# Experiment report: {ctx.config.name}", "", "## Leaderboard", "", render(table, "md"), *details])
-    (out / "report.md").write_text(text + "\n")
-    page = render(table, "html", title=f"{ctx.config.name}: leaderboard")
-    (out / "report.html").write_text(page.replace("</body>", f"<pre>{html.escape(chr(10).join(details))}</pre></body>"))
+        stages.append([name, f"{m.get('wall_s', 0):.1f}", f"{m.get('cpu_max_rss_gib', 0):.2f}", gpu])
+    sections.append(("Stages", ["stage", "wall time (s)", "process peak RSS so far (GiB)", "peak GPU allocated (GiB)"],
+                     stages))  # fmt: skip
+    md = [f"# Experiment report: {ctx.config.name}", "", "## Leaderboard", "", render(table, "md")]
+    md += ["## Base vs trained", "", compare_md] if compare_md else []
+    md += [part for title, header, rows in sections for part in (f"## {title}", "", markdown_table(header, rows), "")]
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    html = "".join(f"<h2>{title}</h2>" + html_table(header, rows) for title, header, rows in sections)
+    if "compare" in ctx.outputs:
+        html = _comparison_html(ctx) + html
+    (out / "report.html").write_text(render(table, "html", title=f"{ctx.config.name}: leaderboard", sections=html))
     return {"report": str(out / "report.md"), "html": str(out / "report.html"), "criteria": criteria}
+
+
+def _comparison_html(ctx: Context) -> str:
+    import html
+
+    from guard_eval.leaderboard.compare import compare_runs, table_rows
+    from guard_eval.results import html_table
+
+    base, trained = _runs(ctx, bootstrap=0)
+    names = html.escape(f"A = {base.name}, B = {trained.name}")
+    return f"<h2>Base vs trained</h2><p>{names}</p>" + html_table(*table_rows(compare_runs(base, trained)))
 
 
 PIPELINE: tuple[tuple[str, Callable[[Context], dict[str, Any]], Callable[[ExperimentConfig], bool]], ...] = (
@@ -380,6 +394,7 @@ def cmd_experiment(args) -> int:
     outputs = run_experiment(config, restart_from=args.restart_from)
     report = outputs["report"]
     print(Path(report["report"]).read_text())
+    print(f"report: {report['report']} (HTML: {report['html']})")
     return 0
 
 

@@ -41,7 +41,7 @@ class GrpoConfig(TrainConfig):
                               f"must be a multiple of num_generations ({self.num_generations})")  # fmt: skip
 
     def validate(self) -> None:
-        from guard_eval.runner import resolve_benchmarks
+        from guard_eval.selection import resolve_benchmarks
         from guard_train.rewards import get_rewards
 
         super().validate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -67,6 +68,7 @@ def write_metadata(
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n")
     os.replace(tmp, path)
+    shutil.rmtree(path.parent / ".replaced", ignore_errors=True)  # what `overwrite: true` set aside: replaced now
     return meta
 
 

@@ -40,7 +40,7 @@ class SamplingConfig:
     min_margin: float = option(0.1, help="keep a pair only when best - worst score >= this", min=0)
 
     def check_sampling(self) -> None:
-        from guard_eval.runner import resolve_benchmarks
+        from guard_eval.selection import resolve_benchmarks
         from guard_train.rewards import get_rewards
 
         resolve_benchmarks(self.benchmarks)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from guard_eval.modeling import is_adapter
+from guard_eval.results.rundir import set_aside
 from guard_train.config import MethodConfig, option
 from guard_train.metadata import is_finished, write_metadata
 
@@ -56,6 +57,13 @@ class TrainConfig(MethodConfig):
                 raise ValueError("use_liger_kernel: Liger's kernels are Triton kernels and need a CUDA GPU")
 
 
+def _training_files(out: Path) -> list[Path]:
+    """Everything in an output dir that a method wrote (it has guard_bench.json or checkpoints), but the tiny base."""
+    if not ((out / "guard_bench.json").exists() or any(out.glob("checkpoint-*"))):
+        return []
+    return [p for p in out.iterdir() if p.name not in (".replaced", "tiny-base")]
+
+
 def start(cfg: MethodConfig) -> str | None:
     """Validate ``cfg`` and prepare its output dir; the finished output when there is one to reuse, else ``None``."""
     cfg.validate()
@@ -63,8 +71,8 @@ def start(cfg: MethodConfig) -> str | None:
     if is_finished(out) and not cfg.overwrite:
         print(f"{out} is finished (guard_bench.json); reusing it (overwrite: true redoes it)")
         return str(out)
-    if cfg.overwrite and out.exists():
-        shutil.rmtree(out)
+    if cfg.overwrite:  # moved to OUTPUT_DIR/.replaced, deleted once the new output is finished (write_metadata)
+        set_aside(out, _training_files, keep=("tiny-base",), what="a guard-train output (no guard_bench.json)")
     out.mkdir(parents=True, exist_ok=True)
     return None
 

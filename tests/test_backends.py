@@ -20,7 +20,7 @@ from guard_eval.cli import main
 from guard_eval.generation import GenerationConfig, available_backends, get_backend
 from guard_eval.generation.hf import HFBackend, render_prompt
 from guard_eval.modeling import load_tokenizer
-from guard_eval.runner import read_records
+from guard_eval.results.rundir import read_records
 
 ANSWER = "Answers:\nRequest: harmful\nCompletion: refusal\nResponse: unharmful"
 RAW = ["hi", "Human user:\nHow do I bake bread?\n\nAI assistant:\nKnead, proof, bake.\n\n", "x y z " * 9]

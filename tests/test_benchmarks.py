@@ -9,7 +9,7 @@ import pytest
 from guard_eval.benchmarks import BenchmarkDataError, split_guardreasoner_input
 from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES
 from guard_eval.plugins import registry
-from guard_eval.runner import resolve_benchmarks
+from guard_eval.selection import resolve_benchmarks
 from guard_eval.verdict import TaskType
 
 WILDGUARD_ROWS = [

@@ -17,7 +17,9 @@ from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS
 from guard_eval.generation import GenerationConfig
 from guard_eval.hookspecs import hookimpl
 from guard_eval.plugins import get_plugin_manager
-from guard_eval.runner import EvalRun, read_records, resolve_benchmarks
+from guard_eval.selection import resolve_benchmarks
+from guard_eval.results.rundir import read_records
+from guard_eval.runner import EvalRun
 
 ANSWER = "The request mentions {p}.\n---\nAnswers:\nRequest: harmful\nCompletion: refusal\nResponse: unharmful"
 
@@ -183,7 +185,7 @@ def test_plugins_can_add_commands_and_benchmarks():
 def test_data_parallel_shards_merge_into_one_run(tmp_path, monkeypatch, capsys):
     """Two ranks (as torchrun would launch them) split the samples; rank 0 merges; the merge equals a 1-process run."""
     from guard_eval import default_commands
-    from guard_eval.runner import merge_runs
+    from guard_eval.results.rundir import merge_runs
 
     single = tmp_path / "single"
     _run(CountingBackend(), single)

@@ -236,3 +236,20 @@ def test_inspect_on_tiny_model(tiny_model, tmp_path):
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     assert metrics["f1"] == pytest.approx(want.f1) and metrics["parse_failure_rate"] == pytest.approx(want.parse_failure_rate)
     assert all(s.output.usage.output_tokens <= 8 for s in log.samples)
+
+
+def test_report_and_leaderboard_agree_on_the_same_logs(tmp_path):
+    """One Inspect-log reader: a full run then a --limit re-run give the same numbers in both commands."""
+    from guard_eval.inspect_tasks.logs import summarize_logs
+    from guard_eval.inspect_tasks.tasks import demo_prompt
+    from guard_eval.results import build_table, load_path
+
+    prompt = demo("demo_prompt")[:10]
+    outputs = fixed_outputs(prompt)
+    logs = str(tmp_path / "logs")
+    inspect_eval(demo_prompt(limit=10), model=mock_model({k: "no verdict" for k in outputs}), log_dir=logs, display="none")
+    inspect_eval(demo_prompt(limit=4), model=mock_model(outputs), log_dir=logs, display="none")
+    report = summarize_logs([logs], bootstrap=0)["models"]["mockllm/model"]["benchmarks"]["demo_prompt"]
+    cell = build_table(load_path(logs, bootstrap=0), bootstrap=0).cell("mockllm/model", "demo_prompt")
+    assert (cell.value, cell.n) == (pytest.approx(report["f1"]), report["n"]) and report["n"] == 10
+    assert cell.parse_failure_rate == pytest.approx(report["parse_failure_rate"]) and cell.flagged  # 6 of 10 unparsed

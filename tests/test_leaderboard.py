@@ -13,7 +13,7 @@ import pytest
 from guard_eval.cli import main
 from guard_eval.leaderboard import build_table, compare_runs, load_path, load_runs, render
 from guard_eval.leaderboard.compare import mcnemar_exact, paired_bootstrap
-from guard_eval.leaderboard.model import BenchmarkResult, Outcome, weighted_f1_ci
+from guard_eval.results.model import BenchmarkResult, Outcome, weighted_f1_ci
 
 H, U, R, C = "harmful", "unharmful", "refusal", "compliance"
 
@@ -29,7 +29,8 @@ def answer(label: str | None, task: str) -> str:
 def write_run(run_dir, name: str, benchmarks: dict[str, tuple[str, list[str], list[str | None]]]) -> None:
     """A guard-eval results dir, written by the runner's own record and summary code."""
     from guard_eval.benchmarks import Sample
-    from guard_eval.runner import _atomic_write_json, record_for, summarize
+    from guard_eval.results.rundir import summarize, write_json_atomic as _atomic_write_json
+    from guard_eval.runner import record_for
     from guard_eval.verdict import TaskType
 
     run_dir.mkdir(parents=True)
@@ -318,10 +319,10 @@ def test_guardreasoner_baselines_compare(data_dir, capsys):
 
 
 def test_command_choices_match_the_implementations():
-    from guard_eval.leaderboard import commands, loaders
-    from guard_eval.leaderboard import renderers
+    from guard_eval.leaderboard import commands
+    from guard_eval.results import readers, renderers
 
-    assert commands.FORMATS == renderers.FORMATS and commands.BASELINES == loaders.BASELINES
+    assert commands.FORMATS == renderers.FORMATS and commands.BASELINES == readers.BASELINES
 
 
 def test_help_does_not_import_the_metric_stack():

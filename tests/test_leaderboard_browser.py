@@ -67,7 +67,7 @@ def test_html_leaderboard_in_headless_chromium(tmp_path):
 
 def _docs_screenshot(tmp_path: Path, sync_api) -> Path | None:
     from guard_eval.benchmarks import resolve_data_dir
-    from guard_eval.leaderboard.loaders import judge_runs
+    from guard_eval.results.readers import judge_runs
 
     data = resolve_data_dir()
     if data is None or not (data / "guardreasoner" / "test").is_dir():

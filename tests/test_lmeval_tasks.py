@@ -104,7 +104,8 @@ def test_inspect_lm_eval_and_guard_eval_agree_on_fixed_outputs(tmp_path):
     from inspect_ai import eval as inspect_eval
 
     from guard_eval.inspect_tasks.tasks import guard_suite
-    from guard_eval.runner import EvalRun, resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
+    from guard_eval.runner import EvalRun
 
     names = SUITES["demo"]
     samples = {n: demo(n) for n in names}

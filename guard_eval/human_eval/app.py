@@ -55,7 +55,7 @@ def _login(db: StudyDB, token: str, role: str) -> Annotator:
 
 
 def _item_id(db: StudyDB, raw: str) -> int:
-    if raw.isdigit() and db.item(int(raw)) is not None:
+    if raw.isascii() and raw.isdigit() and db.item(int(raw)) is not None:  # "²".isdigit() but int("²") fails
         return int(raw)
     raise HTTPException(404, f"No item {raw!r} in this study.")
 
@@ -209,6 +209,8 @@ def create_app(db_path: str | Path, show_gold: bool = False) -> FastAPI:
 
     @app.get("/admin/{token}/export.csv")
     def export_csv(token: str):
+        from guard_eval.results.renderers import csv_safe
+
         with StudyDB(db_path) as db:
             _login(db, token, "admin")
             answers = db.answers()
@@ -216,7 +218,7 @@ def create_app(db_path: str | Path, show_gold: bool = False) -> FastAPI:
         fields = ["annotator", "item_id", "sample_id", "benchmark", "task", "gold", *QUESTIONS, "swapped", "created"]
         writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(answers)
+        writer.writerows({k: csv_safe(v) for k, v in a.items()} for a in answers)  # no spreadsheet formulas
         return Response(out.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="human-eval-answers.csv"'})  # fmt: skip
 

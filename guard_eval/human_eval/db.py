@@ -108,7 +108,7 @@ def hash_token(token: str) -> str:
 
 
 def _samples_path(path: str | Path) -> Path:
-    from guard_eval.runner import SAMPLES_FILE
+    from guard_eval.results.rundir import SAMPLES_FILE
 
     path = Path(path)
     if path.is_dir():
@@ -120,7 +120,7 @@ def _samples_path(path: str | Path) -> Path:
 
 def run_name(path: str | Path) -> str:
     """The model name recorded in the run's results.json, else the run dir's name."""
-    from guard_eval.runner import RESULTS_FILE
+    from guard_eval.results.rundir import RESULTS_FILE
 
     samples = _samples_path(path)
     try:
@@ -132,7 +132,7 @@ def run_name(path: str | Path) -> str:
 
 def load_side(path: str | Path) -> dict[str, dict[str, Any]]:
     """``{sample id: item fields}`` of one run: the first completion per prompt, reasoning from the parsed verdict."""
-    from guard_eval.runner import read_records
+    from guard_eval.results.rundir import read_records
     from guard_eval.verdict import Verdict, parse_verdict
 
     samples = _samples_path(path)

@@ -200,18 +200,14 @@ def to_markdown(summary: dict[str, Any]) -> str:
     counts = ", ".join(f"{k}: {v}" for k, v in summary["annotators"].items()) or "none"
     header = ["question", "n", "B wins % [95% CI]", "A wins % [95% CI]", "ties %", "B of decisive % [95% CI]",
               "trace 1 picked %", "agreement"]  # fmt: skip
-    lines = [
-        f"Human A/B study: A = {summary['a']}, B = {summary['b']}; {summary['answers']} answers on {summary['items']} "
-        + f"items by {len(summary['annotators'])} annotators ({counts})\n",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
+    from guard_eval.results.renderers import markdown_table
+
+    rows = []
     for key, q in summary["questions"].items():
         ag = q["agreement"]
         kappa = f"{ag['method']} kappa {ag['kappa']:.2f} ({ag['items']} items)" if ag["kappa"] is not None else "-"
-        lines.append(
-            f"| {key} | {q['n']} | {_pct(q['b_pct'], q['b_ci'])} | {_pct(q['a_pct'], q['a_ci'])} "
-            f"| {_pct(q['tie_pct'])} "
-            f"| {_pct(q['b_decisive_pct'], q['b_decisive_ci'])} | {_pct(q['trace1_pct'])} | {kappa} |"
-        )
-    return "\n".join(lines) + "\n"
+        rows.append([key, q["n"], _pct(q["b_pct"], q["b_ci"]), _pct(q["a_pct"], q["a_ci"]), _pct(q["tie_pct"]),
+                     _pct(q["b_decisive_pct"], q["b_decisive_ci"]), _pct(q["trace1_pct"]), kappa])  # fmt: skip
+    return (f"Human A/B study: A = {summary['a']}, B = {summary['b']}; {summary['answers']} answers on "
+            f"{summary['items']} items by {len(summary['annotators'])} annotators ({counts})\n\n"
+            + markdown_table(header, rows) + "\n")  # fmt: skip

@@ -107,11 +107,11 @@ def parse_failure_rate() -> Metric:
 def suite_f1() -> Metric:
     """F1 per benchmark and the sample-weighted average per task type (``prompt_avg`` ...), the paper's columns.
 
-    Computed with :func:`guard_eval.runner.summarize`, the code behind ``guard-eval run``'s results.json.
+    Computed with :func:`guard_eval.results.rundir.summarize`, the code behind ``guard-eval run``'s results.json.
     """
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
-        from guard_eval.runner import summarize
+        from guard_eval.results.rundir import summarize
 
         benchmarks, averages = summarize([sample_record(s) for s in scores], bootstrap=0)
         values = {name: float(m["f1"]) for name, m in benchmarks.items()}

@@ -56,13 +56,13 @@ def load_samples(
     benchmarks: list[str], data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> list[Sample]:
     """Inspect samples of benchmarks or suites (``guardreasoner``, ``demo``, ...), ``limit`` per benchmark."""
-    from guard_eval.runner import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
     if prompt_variant not in PROMPT_VARIANTS:
         raise ValueError(f"unknown prompt_variant {prompt_variant!r}; choose one of {PROMPT_VARIANTS}")
     return [
         inspect_sample(s, prompt_variant)
-        for bench in resolve_benchmarks(benchmarks)
+        for bench in resolve_benchmarks(benchmarks, data_dir, check_data=True)  # a suite skips absent data
         for s in bench.load(data_dir, limit=limit)
     ]
 
@@ -89,9 +89,9 @@ def suite_tasks(
     suite: str = "guardreasoner", data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> list[Task]:
     """One task per benchmark of a suite, for ``inspect_ai.eval_set(suite_tasks(), log_dir=...)`` (one log each)."""
-    from guard_eval.runner import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
-    return [guard_task(b.name, data_dir, limit, prompt_variant) for b in resolve_benchmarks([suite])]
+    return [guard_task(b.name, data_dir, limit, prompt_variant) for b in resolve_benchmarks([suite], data_dir, check_data=True)]
 
 
 @task(name=namespaced("guard_suite"))

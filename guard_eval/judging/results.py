@@ -31,7 +31,7 @@ def judge_run(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Judge the samples of ``run_dir`` (a ``guard-eval run`` output) and return the summary written to results.json."""
-    from guard_eval.runner import RESULTS_FILE, SAMPLES_FILE, _atomic_write_json, read_records
+    from guard_eval.results.rundir import RESULTS_FILE, SAMPLES_FILE, read_records, write_json_atomic
 
     run_dir = Path(run_dir)
     results_path, samples_path = run_dir / RESULTS_FILE, run_dir / SAMPLES_FILE
@@ -84,7 +84,7 @@ def judge_run(
     summary["by_benchmark"] = summary.pop("by_group")
     results = json.loads(results_path.read_text(encoding="utf-8"))  # re-read: a run may have rewritten it meanwhile
     results["reasoning_quality"] = summary
-    _atomic_write_json(results_path, results)
+    write_json_atomic(results_path, results)
     return summary
 
 

@@ -23,46 +23,13 @@ from typing import Any
 
 from guard_eval.judging import JudgeInput, JudgeScore, get_judge
 from guard_eval.judging.rubric import MODEL_COMPONENTS
+from guard_eval.results.renderers import markdown_table
 
-_HUMAN = "Human user:\n"
+def load_reference_traces(data_dir: str | Path | None, model: str, limit: int | None = None) -> dict[str, list[JudgeInput]]:
+    """The released traces of ``model`` ("1B" or "3B") as judge inputs (read by :mod:`guard_eval.results.readers`)."""
+    from guard_eval.results.readers import load_reference_traces as load
 
-
-def trace_input(row: dict[str, Any], task: str, gold: str, where: str) -> JudgeInput:
-    """A JudgeInput from a released ``generated_predictions.jsonl`` row (instruction + input in ``prompt``)."""
-    from guard_eval.benchmarks import split_guardreasoner_input
-
-    text = row.get("prompt", "")
-    if _HUMAN not in text or "predict" not in row:
-        raise ValueError(f"{where}: expected fields prompt (with 'Human user:') and predict, got {sorted(row)}")
-    prompt, response = split_guardreasoner_input(text[text.index(_HUMAN) :])
-    return JudgeInput(prompt, response, row["predict"], task, gold)
-
-
-def load_reference_traces(
-    data_dir: str | Path | None, model: str, limit: int | None = None
-) -> dict[str, list[JudgeInput]]:
-    """``{benchmark: [JudgeInput...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
-    from guard_eval.benchmarks import read_rows, resolve_data_dir
-    from guard_eval.plugins import registry
-    from guard_eval.verdict import normalize_label
-
-    root = resolve_data_dir(data_dir)
-    if root is None:
-        raise FileNotFoundError("no data directory: pass --data-dir or set $GUARD_DATA_DIR")
-    out: dict[str, list[JudgeInput]] = {}
-    for name, bench in sorted(registry("guard_register_benchmarks").items()):
-        rel = bench.reference_predictions.get(model)
-        if not rel:
-            continue
-        path = root / rel
-        rows = read_rows(path, name)[:limit]
-        out[name] = [
-            trace_input(r, bench.task.value, normalize_label(r["label"], bench.task), f"{path}:{i}")
-            for i, r in enumerate(rows, 1)
-        ]
-    if not out:
-        raise FileNotFoundError(f"no released {model} predictions under {root}/guardreasoner/test/{model}/")
-    return out
+    return {bench: [JudgeInput(*t) for t in traces] for bench, traces in load(data_dir, model, limit).items()}
 
 
 def shuffled(items: Sequence[JudgeInput], seed: int = 0) -> list[JudgeInput]:
@@ -149,10 +116,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [
             f"#### GuardReasoner-{model} traces ({report['judge']} judge, {data['traces_per_second']:.0f} traces/s on one CPU core)",
             "",
-            "| benchmark | right / wrong | total: right / wrong | gold-free: right / wrong (AUC) "
-            "| coherence (AUC) | relevance (AUC) | specificity (AUC) | relevance: real / shuffled (shuffled lower) |",
-            "|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
+        header = ["benchmark", "right / wrong", "total: right / wrong", "gold-free: right / wrong (AUC)",
+                  "coherence (AUC)", "relevance (AUC)", "specificity (AUC)", "relevance: real / shuffled (shuffled lower)"]
+        table = []
         for r in rows:
             b = f"**{r['benchmark']}**" if r["benchmark"] == "all" else r["benchmark"]
             cells = [b, f"{r['n_right']} / {r['n_wrong']}", f"{f(r['total']['right'])} / {f(r['total']['wrong'])}"]
@@ -160,8 +127,8 @@ def format_report(report: dict[str, Any]) -> str:
                 c = r[key]
                 cells.append(f"{f(c['right'])} / {f(c['wrong'])} ({f(c['auc'], 100)})")
             cells.append(f"{f(r['relevance_real'])} / {f(r['relevance_shuffled'])} ({f(r['shuffled_lower'], 100)}%)")
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+            table.append(cells)
+        lines += [markdown_table(header, table), ""]
     return "\n".join(lines)
 
 

@@ -1,8 +1,9 @@
-"""Leaderboards and pairwise comparisons of guard checkpoints, from guard-eval, Inspect and lm-eval results.
+"""Leaderboards and pairwise comparisons of guard checkpoints (the commands; runs, tables and renderers live in
+:mod:`guard_eval.results`).
 
-    runs = load_runs(["sft=runs/sft", "dpo=runs/dpo", "logs/"])      # loaders.py
-    table = build_table(runs)                                          # table.py
-    print(render(table, "md"))                                         # renderers.py: md, csv, html, png
+    runs = load_runs(["sft=runs/sft", "dpo=runs/dpo", "logs/"])      # results/readers.py
+    table = build_table(runs)                                          # results/table.py
+    print(render(table, "md"))                                         # results/renderers.py: md, csv, html, png
     print(compare.to_markdown(compare_runs(runs[0], runs[1])))         # compare.py
 
 Command line: ``guard-eval leaderboard RUN... [--format md|csv|html|png] [--output FILE]`` and
@@ -12,19 +13,12 @@ Command line: ``guard-eval leaderboard RUN... [--format md|csv|html|png] [--outp
 from importlib import import_module
 from typing import Any
 
-# Lazy re-exports: the command plugin imports this package on every `guard-eval` call, and the metric code behind
-# these names pulls in scikit-learn; load it only when a name is used.
-_EXPORTS = {
-    "Comparison": "compare", "compare_runs": "compare",
-    "RunFormatError": "loaders", "load_baseline": "loaders", "load_path": "loaders", "load_runs": "loaders",
-    "BenchmarkResult": "model", "Outcome": "model", "Run": "model",
-    "FORMATS": "renderers", "render": "renderers",
-    "Table": "table", "build_table": "table",
-}  # fmt: skip
-__all__ = sorted(_EXPORTS)
+_EXPORTS = {"Comparison": "guard_eval.leaderboard.compare", "compare_runs": "guard_eval.leaderboard.compare"}
+__all__ = sorted(["Comparison", "compare_runs", "build_table", "load_path", "load_runs", "render", "Run",
+                  "BenchmarkResult", "Outcome", "RunFormatError", "load_baseline", "FORMATS", "Table"])  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    if name not in __all__:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    return getattr(import_module(_EXPORTS.get(name, "guard_eval.results")), name)

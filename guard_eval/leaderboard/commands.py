@@ -9,8 +9,8 @@ from pathlib import Path
 
 from guard_eval.hookspecs import hookimpl
 
-FORMATS = ("md", "csv", "html", "png")  # = guard_eval.leaderboard.renderers.FORMATS, without importing the renderers
-BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")  # = loaders.BASELINES
+FORMATS = ("md", "csv", "html", "png")  # = guard_eval.results.renderers.FORMATS, without importing the renderers
+BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")  # = guard_eval.results.readers.BASELINES
 _SUFFIX = {".md": "md", ".markdown": "md", ".csv": "csv", ".html": "html", ".htm": "html", ".png": "png"}
 
 
@@ -25,7 +25,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs, args.baseline or [], args.data_dir, args.bootstrap)
     if args.judge:
         from guard_eval.default_judges import parse_options
-        from guard_eval.leaderboard.loaders import judge_runs
+        from guard_eval.results.readers import judge_runs
 
         judge_runs(runs, args.judge, parse_options(args.judge_option), args.bootstrap)
     table = build_table(runs, args.bootstrap, args.seed)

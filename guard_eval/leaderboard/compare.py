@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from guard_eval.leaderboard.model import BenchmarkResult, Run, f1_resamples
+from guard_eval.results.model import BenchmarkResult, Run, f1_resamples
 
 
 @dataclass
@@ -142,7 +142,8 @@ def compare_runs(a: Run, b: Run, resamples: int = 1000, seed: int = 0) -> Compar
     return Comparison(a, b, rows, pooled, disagreements, notes)
 
 
-def to_markdown(cmp: Comparison, show: int = 10) -> str:
+def table_rows(cmp: Comparison) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the comparison table, for :mod:`guard_eval.results.renderers`."""
     f = lambda x, d=1: "–" if x is None or x != x else f"{x:.{d}f}"  # noqa: E731
     p = lambda x: "–" if x is None else ("<0.001" if x < 0.001 else f"{x:.3f}")  # noqa: E731
     header = ["benchmark", "n", "F1 A", "F1 B", "ΔF1", "95% CI", "p (bootstrap)", "acc A", "acc B", "A-only right",
@@ -157,10 +158,15 @@ def to_markdown(cmp: Comparison, show: int = 10) -> str:
             str(r.only_a_right) if r.only_a_right is not None else "–",
             str(r.only_b_right) if r.only_b_right is not None else "–", p(r.p_mcnemar),
         ])  # fmt: skip
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
+    return header, rows
+
+
+def to_markdown(cmp: Comparison, show: int = 10) -> str:
+    from guard_eval.results.renderers import markdown_table
+
+    header, rows = table_rows(cmp)
     out = [f"A = {cmp.a.name} ({cmp.a.source})", f"B = {cmp.b.name} ({cmp.b.source})", "",
-           line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows), ""]  # fmt: skip
+           markdown_table(header, rows), ""]  # fmt: skip
     out += [f"_{n}_" for n in cmp.notes]
     if cmp.disagreements:
         out += [

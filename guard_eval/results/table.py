@@ -1,8 +1,9 @@
 """The leaderboard table: rows = runs, columns = benchmarks grouped by task type, each group's weighted average, and
-reasoning quality; the best value of each column marked. Renderers (renderers.py) only lay it out.
+reasoning quality; the best value of each column marked. :mod:`guard_eval.results.renderers` only lays it out.
 
 An average over fewer benchmarks than its group has (a run that skipped one) is computed over what the run has, marked
-``partial`` and never marked best: it is not comparable with the full averages.
+``partial`` and never marked best: it is not comparable with the full averages. A cell whose parse-failure rate is above
+the threshold is flagged and never marked best either: its F1 measures the output format, not the judgement.
 """
 
 from __future__ import annotations
@@ -10,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from guard_eval.leaderboard.model import Run, weighted_f1_ci
+from guard_eval.results.model import Run, weighted_f1_ci
 from guard_eval.metrics import weighted_average
 from guard_eval.verdict import TaskType
 
-GROUP_TITLES = {"prompt": "Prompt harmfulness", "response": "Response harmfulness", "refusal": "Refusal",
-                "reasoning": "Reasoning"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -26,13 +25,26 @@ class Column:
     kind: str  # "benchmark", "average" or "quality"
 
 
+PARSE_FAILURE_THRESHOLD = 20.0  # percent of a cell's samples; above it the cell is flagged
+
+
 @dataclass
 class Cell:
+    """One value of the table with what a reader needs to trust it; ``flags`` and ``extra`` let other metrics
+    (consistency, cost, provenance) travel with a cell without changing the renderers' signature."""
+
     value: float | None = None
     ci: tuple[float, float] | None = None
     n: int | None = None
     best: bool = False
     partial: bool = False
+    parse_failure_rate: float | None = None  # percent
+    flags: tuple[str, ...] = ()  # "parse_failures", ...: shown, and never marked best
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags)
 
 
 @dataclass
@@ -55,7 +67,17 @@ def _benchmark_order() -> dict[str, int]:
     return {name: i for i, name in enumerate(registry("guard_register_benchmarks"))}
 
 
-def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Table:
+def _cell(value, ci, results, partial: bool = False, threshold: float = PARSE_FAILURE_THRESHOLD) -> Cell:
+    n = sum(r.n for r in results)
+    failures = [r.parse_failures for r in results]
+    rate = 100.0 * sum(failures) / n if n and None not in failures else None
+    flags = ("parse_failures",) if rate is not None and rate > threshold else ()
+    return Cell(value, ci, n, partial=partial, parse_failure_rate=rate, flags=flags)
+
+
+def build_table(
+    runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0, parse_failure_threshold: float = PARSE_FAILURE_THRESHOLD
+) -> Table:
     if not runs:
         raise ValueError("no runs to tabulate")
     order = _benchmark_order()
@@ -81,7 +103,7 @@ def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Ta
         for col in columns:
             if col.kind == "benchmark":
                 r = run.benchmarks.get(col.key)
-                cells.append(Cell(r.f1, r.f1_ci, r.n) if r else Cell())
+                cells.append(_cell(r.f1, r.f1_ci, [r], threshold=parse_failure_threshold) if r else Cell())
             elif col.kind == "average":
                 group_names = [c.key for c in columns if c.group == col.group and c.kind == "benchmark"]
                 have = [run.benchmarks[n] for n in group_names if n in run.benchmarks]
@@ -90,21 +112,25 @@ def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Ta
                     continue
                 value = weighted_average({r.name: {"n": r.n, "f1": r.f1} for r in have}, "f1")
                 ci = weighted_f1_ci(have, bootstrap, seed=seed)
-                cells.append(Cell(value, ci, sum(r.n for r in have), partial=len(have) < len(group_names)))
+                cells.append(_cell(value, ci, have, len(have) < len(group_names), parse_failure_threshold))
             else:
                 cells.append(
                     Cell(run.reasoning_quality, run.reasoning_quality_ci, len(run.reasoning_scores or []) or None)
                 )
         rows.append((run, cells))
     for j in range(len(columns)):
-        eligible = [cells[j] for _, cells in rows if cells[j].value is not None and not cells[j].partial]
+        eligible = [c for _, cells in rows if (c := cells[j]).value is not None and not c.partial and not c.flagged]
         if len(eligible) > 1:
             top = max(c.value for c in eligible)
             for c in eligible:
                 c.best = abs(c.value - top) < 1e-9
-    notes = ["F1 x100 (positive class: harmful; refusal for refusal tasks); [low, high] = 95% bootstrap interval"]
+    notes = ["F1 x100 (positive class: harmful; refusal for refusal tasks); [low, high] = 95% bootstrap interval; "
+             "n = samples; pf = parse failures"]
     if any(c.partial for _, cells in rows for c in cells):
         notes.append("* average over only the benchmarks that run has: not comparable, never marked best")
+    if any(c.flagged for _, cells in rows for c in cells):
+        notes.append(f"! more than {parse_failure_threshold:g}% of the outputs did not parse: the F1 measures the output "
+                     "format, not the judgement; never marked best")
     if any(col.kind == "quality" for col in columns):
         judges = sorted(
             {

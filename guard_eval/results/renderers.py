@@ -1,4 +1,4 @@
-"""Lay a :class:`~guard_eval.leaderboard.table.Table` out as Markdown, CSV, a self-contained HTML page, or a PNG chart."""
+"""Lay a :class:`~guard_eval.results.table.Table` out as Markdown, CSV, a self-contained HTML page, or a PNG chart."""
 
 from __future__ import annotations
 
@@ -6,22 +6,56 @@ import base64
 import csv
 import html
 import io
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from guard_eval.leaderboard.table import GROUP_TITLES, Cell, Table
+if TYPE_CHECKING:  # the table code pulls in the metric stack; plain tables need none of it
+    from guard_eval.results.table import Cell, Table
 
+GROUP_TITLES = {"prompt": "Prompt harmfulness", "response": "Response harmfulness", "refusal": "Refusal",
+                "reasoning": "Reasoning"}  # fmt: skip
 FORMATS = ("md", "csv", "html", "png")
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    """A padded Markdown table; ``align`` holds one of ``l``/``r`` per column (default: all left)."""
+    text = [[str(x) for x in r] for r in [header, *rows]]
+    widths = [max(len(x) for x in col) for col in zip(*text)]
+    line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
+    rule = ["-" * (w + 1) + ":" if a == "r" else "-" * (w + 2) for w, a in zip(widths, align.ljust(len(widths), "l"))]
+    return "\n".join([line(text[0]), "|" + "|".join(rule) + "|", *map(line, text[1:])])
+
+
+def html_table(header: Sequence[Any], rows: Sequence[Sequence[Any]], css_class: str = "") -> str:
+    """The same rows as an HTML table, every value escaped."""
+    esc = lambda x: html.escape(str(x))  # noqa: E731
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(x)}</td>" for x in r) + "</tr>" for r in rows)
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell a spreadsheet will not run as a formula (``=HYPERLINK(...)``): prefixed with a quote."""
+    return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES) else value
 
 
 def _fmt(cell: Cell, ci: bool = True, bold: bool = False, digits: int = 1) -> str:
     if cell.value is None:
         return "–"
-    text = f"{cell.value:.{digits}f}" + ("*" if cell.partial else "")
+    text = f"{cell.value:.{digits}f}" + ("*" if cell.partial else "") + ("!" if cell.flagged else "")
     if bold and cell.best:
         text = f"**{text}**"
     if ci and cell.ci:
         text += f" [{cell.ci[0]:.{digits}f}, {cell.ci[1]:.{digits}f}]"
-    return text
+    return text + _counts(cell)
+
+
+def _counts(cell: Cell) -> str:
+    if cell.n is None:
+        return ""
+    return f" (n={cell.n}" + (f", pf {cell.parse_failure_rate:.0f}%)" if cell.parse_failure_rate is not None else ")")
 
 
 def _header(table: Table) -> list[str]:
@@ -35,14 +69,8 @@ def to_markdown(table: Table, ci: bool = True) -> str:
     for group in dict.fromkeys(col.group for col in table.columns):
         names = [col.label for col in table.columns if col.group == group and col.kind == "benchmark"]
         groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names) or 'judge score'}")
-    widths = [max(len(x) for x in col) for col in zip(header, *rows)]
-    line = lambda r: "| " + " | ".join(x.ljust(w) for x, w in zip(r, widths)) + " |"  # noqa: E731
-    out = [
-        line(header),
-        "|" + "|".join(":" + "-" * (w + 1) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|",
-    ]
-    out += [line(r) for r in rows]
-    return "\n".join(["; ".join(groups), "", *out, "", *[f"_{n}_" for n in table.notes]]) + "\n"
+    table_md = markdown_table(header, rows, "l" + "r" * len(table.columns))
+    return "\n".join(["; ".join(groups), "", table_md, "", *[f"_{n}_" for n in table.notes]]) + "\n"
 
 
 def to_csv(table: Table) -> str:
@@ -52,18 +80,14 @@ def to_csv(table: Table) -> str:
     header = ["checkpoint", "source", "kind"]
     for col in table.columns:
         key = col.key.replace(":", "_")
-        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_n"]
-    writer.writerow(header)
+        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_n", f"{key}_parse_failure_pct", f"{key}_flags"]
+    writer.writerow(map(csv_safe, header))
     num = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
     for run, cells in table.rows:
-        row = [run.name, run.source, run.kind]
+        row = [csv_safe(run.name), csv_safe(run.source), run.kind]
         for c in cells:
-            row += [
-                num(c.value),
-                num(c.ci[0] if c.ci else None),
-                num(c.ci[1] if c.ci else None),
-                "" if c.n is None else c.n,
-            ]
+            row += [num(c.value), num(c.ci[0] if c.ci else None), num(c.ci[1] if c.ci else None),
+                    "" if c.n is None else c.n, num(c.parse_failure_rate), " ".join(c.flags)]  # fmt: skip
         writer.writerow(row)
     return buf.getvalue()
 
@@ -120,12 +144,14 @@ th,td{border:1px solid #d0d0d5;padding:.35rem .6rem;text-align:right;white-space
 th{background:#f3f3f6;font-weight:600} th.group{text-align:center;background:#e8e8ef}
 td.name,th.name{text-align:left;font-weight:600} td.avg{background:#fafafc}
 td.best{font-weight:700;background:#e7f6ea} .ci{display:block;color:#777;font-size:.72rem;font-weight:400}
+td.flagged{background:#fdecea;color:#8a1f11}
 ul.notes{color:#555;font-size:.8rem;padding-left:1.2rem} img.chart{max-width:100%;border:1px solid #eee;margin-top:.5rem}
 """
 
 
-def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes | None = None) -> str:
-    """A self-contained page: inline CSS, the table with grouped headers, the chart embedded as base64 PNG."""
+def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes | None = None, sections: str = "") -> str:
+    """A self-contained page: inline CSS, the table with grouped headers, the chart embedded as base64 PNG, then
+    ``sections`` (HTML, e.g. headings and :func:`html_table` tables)."""
     esc = html.escape
     groups: list[tuple[str, int]] = []
     for col in table.columns:
@@ -141,9 +167,10 @@ def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes |
     for run, cells in table.rows:
         tds = [f'<td class="name" title="{esc(run.source)}">{esc(run.name)}</td>']
         for col, c in zip(table.columns, cells):
-            classes = " ".join(x for x in ("best" if c.best else "", "avg" if col.kind != "benchmark" else "") if x)
-            value = "–" if c.value is None else f"{c.value:.1f}{'*' if c.partial else ''}"
-            ci = f'<span class="ci">[{c.ci[0]:.1f}, {c.ci[1]:.1f}]</span>' if c.ci else ""
+            classes = " ".join(x for x in ("best" if c.best else "", "avg" if col.kind != "benchmark" else "",
+                                           "flagged" if c.flagged else "") if x)  # fmt: skip
+            value = "–" if c.value is None else f"{c.value:.1f}{'*' if c.partial else ''}{'!' if c.flagged else ''}"
+            ci = f'<span class="ci">{"[%.1f, %.1f]" % c.ci if c.ci else ""}{esc(_counts(c))}</span>' if c.value is not None else ""
             tds.append(f'<td class="{classes}">{value}{ci}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
     img = (
@@ -159,11 +186,11 @@ def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes |
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body><h1>{esc(title)}</h1><p class="meta">{len(table.rows)} checkpoints · generated {stamp} by guard-eval leaderboard</p>
 <table id="leaderboard"><thead><tr>{head1}</tr><tr>{head2}</tr></thead><tbody>{"".join(body)}</tbody></table>
-<ul class="notes">{notes}</ul>{img}<h2 style="font-size:1rem">Sources</h2><ul class="notes">{sources}</ul></body></html>
+<ul class="notes">{notes}</ul>{img}{sections}<h2 style="font-size:1rem">Sources</h2><ul class="notes">{sources}</ul></body></html>
 """
 
 
-def render(table: Table, fmt: str, title: str = "guard-bench leaderboard", ci: bool = True) -> str | bytes:
+def render(table: Table, fmt: str, title: str = "guard-bench leaderboard", ci: bool = True, sections: str = "") -> str | bytes:
     if fmt == "md":
         return to_markdown(table, ci)
     if fmt == "csv":
@@ -173,7 +200,7 @@ def render(table: Table, fmt: str, title: str = "guard-bench leaderboard", ci: b
             chart = to_png(table)
         except RuntimeError:  # no matplotlib: the page without its chart
             chart = None
-        return to_html(table, title, chart)
+        return to_html(table, title, chart, sections)
     if fmt == "png":
         return to_png(table)
     raise ValueError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")

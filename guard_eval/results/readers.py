@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from guard_eval.leaderboard.model import BenchmarkResult, Outcome, Run, mean_ci
+from guard_eval.results.model import BenchmarkResult, Outcome, Run, mean_ci
+from guard_eval.results.rundir import RESULTS_FILE, SAMPLES_FILE, read_records
 from guard_eval.verdict import normalize_label, parse_verdict
 
 BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")
 JBB_JUDGES = ("harmbench_cf", "gpt4_cf", "llamaguard2_cf", "llama3_cf")
+_HUMAN = "Human user:\n"
 
 
 class RunFormatError(ValueError):
@@ -51,8 +53,6 @@ def benchmark_name(task_name: str, known: dict[str, str]) -> str:
 
 
 def load_guard_eval(run_dir: Path, bootstrap: int = 1000) -> Run:
-    from guard_eval.runner import RESULTS_FILE, SAMPLES_FILE, read_records
-
     path = run_dir / RESULTS_FILE
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
@@ -109,7 +109,7 @@ def load_guard_eval(run_dir: Path, bootstrap: int = 1000) -> Run:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _label_score(scores: dict[str, Any]) -> Any:
+def _label_score(scores: dict[str, Any] | None) -> Any:
     """The score whose metadata carries the guard label (gold and pred), whatever the scorer is called."""
     for score in (scores or {}).values():
         if isinstance(score.metadata, dict) and "gold" in score.metadata and "pred" in score.metadata:
@@ -117,76 +117,101 @@ def _label_score(scores: dict[str, Any]) -> Any:
     return None
 
 
-def _inspect_model_name(log: Any) -> str:
+def _inspect_model_name(spec: Any) -> str:
     """The model of a log; a local checkpoint (``hf/local -M model_path=DIR``) is named by its directory."""
-    path = (log.eval.model_args or {}).get("model_path")
-    return f"{log.eval.model} ({path})" if path else log.eval.model
+    path = (spec.model_args or {}).get("model_path")
+    return f"{spec.model} ({path})" if path else spec.model
 
 
-def load_inspect_logs(paths: list[Path], bootstrap: int = 1000) -> list[Run]:
-    """One run per model over all given logs; a re-run of the same task replaces the older log."""
+def inspect_log_paths(paths: list[str | Path]) -> list[tuple[Path, float]]:
+    """``(log file, mtime ms)`` under folders (recursively, in Inspect's own listing) and for given files."""
+    from inspect_ai.log import list_eval_logs
+
+    found: list[tuple[Path, float]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += [(Path(info.name.removeprefix("file://")), info.mtime or 0.0)
+                      for info in list_eval_logs(str(path), recursive=True)]  # fmt: skip
+        elif path.is_file():
+            found.append((path, path.stat().st_mtime * 1000))
+        else:
+            raise RunFormatError(f"{path}: no such file or folder")
+    return found
+
+
+def load_inspect_logs(paths: list[str | Path], bootstrap: int = 1000, skipped: list[str] | None = None) -> list[Run]:
+    """One run per model over all given logs. Samples are keyed by model and sample id (and epoch); a later log
+    replaces an earlier one's samples, so a re-run, or per-benchmark logs mixed with a suite log, never counts a sample
+    twice. Unfinished logs and logs without guard scores are listed in ``skipped`` ("path: reason")."""
     try:
         from inspect_ai.log import read_eval_log
     except ImportError:
         raise RuntimeError(f"{paths[0]}: reading Inspect logs needs inspect-ai: pip install 'guard-bench[inspect]'") from None
 
-    known = _known_benchmarks()
-    latest: dict[tuple[str, str], Any] = {}
-    for path in paths:
+    skipped = [] if skipped is None else skipped
+    logs = []
+    for path, mtime in inspect_log_paths(paths):
         try:
-            log = read_eval_log(str(path))
+            logs.append((path, mtime, read_eval_log(str(path))))
         except Exception as e:  # noqa: BLE001 -- any reader failure is "this file is not an Inspect log"
             raise RunFormatError(f"{path}: not a readable Inspect log ({type(e).__name__}: {e})") from e
-        if log.status != "success":
-            raise RunFormatError(f"{path}: Inspect log status is {log.status!r}; re-run or remove it")
-        key = (_inspect_model_name(log), log.eval.task)
-        if key not in latest or log.eval.created > latest[key][1].eval.created:
-            latest[key] = (path, log)
+    if not logs:
+        raise RunFormatError(f"no Inspect logs (.eval/.json) in {', '.join(map(str, paths))}")
+    known = _known_benchmarks()
+    outcomes: dict[str, dict[str, tuple[str, str, Outcome]]] = defaultdict(dict)  # model -> key -> (bench, task, o)
+    quality: dict[str, dict[str, float]] = defaultdict(dict)
     runs: dict[str, Run] = {}
-    for (model, task_name), (path, log) in sorted(latest.items()):
-        run = runs.setdefault(model, Run(model, str(path.parent), "inspect", meta={"logs": []}))
-        run.meta["logs"].append(str(path))
-        per_bench: dict[str, list[Outcome]] = defaultdict(list)
-        task_of: dict[str, str] = {}
-        quality: list[float] = []
+    # Oldest first, so later logs overwrite; `created` has one-second resolution, the file time breaks ties.
+    for path, _, log in sorted(logs, key=lambda item: (item[2].eval.created, item[1])):
+        if log.status != "success":
+            skipped.append(f"{path}: status {log.status}")
+            continue
+        model, used = _inspect_model_name(log.eval), False
         for sample in log.samples or []:
             score = _label_score(sample.scores)
             if score is None:
                 continue
             meta = score.metadata
-            bench = meta.get("benchmark") or benchmark_name(task_name, known)
+            bench = meta.get("benchmark") or benchmark_name(log.eval.task, known)
             task = meta.get("task") or known.get(bench)
-            if task is None:
-                raise RunFormatError(
-                    f"{path}: sample {sample.id!r}: score metadata has no 'task' and {bench!r} is not a registered benchmark"
-                )
-            task_of[bench] = task
-            key = str(sample.id) if sample.epoch == 1 else f"{sample.id}#{sample.epoch - 1}"
+            if task not in ("prompt", "response", "refusal"):
+                raise RunFormatError(f"{path}: sample {sample.id!r}: unknown task {task!r} for benchmark {bench!r}")
+            sid = str(meta.get("id") or sample.id)
+            key = sid if sample.epoch == 1 else f"{sid}#{sample.epoch - 1}"
             sample_meta = sample.metadata or {}
             output = sample.output.completion if sample.output else None
-            per_bench[bench].append(Outcome(key, meta["gold"], meta["pred"], sample_meta.get("prompt"), output,
-                                            sample_meta.get("response")))  # fmt: skip
+            outcomes[model][f"{bench}/{key}"] = (bench, task, Outcome(key, meta["gold"], meta["pred"],
+                                                 sample_meta.get("prompt"), output, sample_meta.get("response")))
             rq = (sample.scores or {}).get("reasoning_quality")
             if rq is not None and isinstance(rq.value, dict) and "total" in rq.value:
-                quality.append(float(rq.value["total"]))
-        for bench, outcomes in per_bench.items():
-            run.benchmarks[bench] = BenchmarkResult.from_outcomes(bench, task_of[bench], outcomes, bootstrap)
-        if not per_bench:  # a log without samples: the aggregate metrics only
-            bench = benchmark_name(task_name, known)
-            metrics = {
-                m_name: m.value for s in (log.results.scores if log.results else []) for m_name, m in s.metrics.items()
-            }
-            if "f1" not in metrics or bench not in known:
-                raise RunFormatError(f"{path}: no per-sample guard scores and no f1 metric for a known benchmark")
-            run.benchmarks[bench] = BenchmarkResult(bench, known[bench], log.results.completed_samples, metrics["f1"],
-                                                    accuracy=metrics.get("accuracy"), precision=metrics.get("precision"),
-                                                    recall=metrics.get("recall"))  # fmt: skip
-        if quality:
-            run.reasoning_scores = (run.reasoning_scores or []) + quality
-    for run in runs.values():
-        if run.reasoning_scores:
-            run.reasoning_quality = sum(run.reasoning_scores) / len(run.reasoning_scores)
-            run.reasoning_quality_ci = mean_ci(run.reasoning_scores, bootstrap)
+                quality[model][f"{bench}/{key}"] = float(rq.value["total"])
+            used = True
+        if not used and log.results and not log.samples:  # a log without samples: the aggregate metrics only
+            bench = benchmark_name(log.eval.task, known)
+            metrics = {name: m.value for s in log.results.scores for name, m in s.metrics.items()}
+            if "f1" in metrics and bench in known:
+                run = runs.setdefault(model, Run(model, str(path.parent), "inspect", meta={"logs": []}))
+                run.benchmarks[bench] = BenchmarkResult(bench, known[bench], log.results.completed_samples,
+                                                        metrics["f1"], accuracy=metrics.get("accuracy"),
+                                                        precision=metrics.get("precision"),
+                                                        recall=metrics.get("recall"))  # fmt: skip
+                used = True
+        if used:
+            runs.setdefault(model, Run(model, str(path.parent), "inspect", meta={"logs": []})).meta["logs"].append(str(path))
+        else:
+            skipped.append(f"{path}: no guard_scorer scores")
+    for model, by_key in outcomes.items():
+        per_bench: dict[str, list[Outcome]] = defaultdict(list)
+        task_of = {}
+        for bench, task, o in by_key.values():
+            per_bench[bench].append(o)
+            task_of[bench] = task
+        for bench, outs in per_bench.items():
+            runs[model].benchmarks[bench] = BenchmarkResult.from_outcomes(bench, task_of[bench], outs, bootstrap)
+    for model, scores in quality.items():
+        runs[model].reasoning_scores = list(scores.values())
+        runs[model].reasoning_quality = sum(scores.values()) / len(scores)
+        runs[model].reasoning_quality_ci = mean_ci(list(scores.values()), bootstrap)
     return list(runs.values())
 
 
@@ -208,8 +233,6 @@ def _lm_eval_model(data: dict[str, Any], path: Path) -> str:
 
 
 def load_lm_eval(path: Path, bootstrap: int = 1000) -> Run:
-    from guard_eval.runner import read_records
-
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         results = data["results"]
@@ -285,11 +308,52 @@ def _jbb_baseline(data_dir: str | None) -> list[Run]:
     return runs
 
 
+class ReferenceTrace(NamedTuple):
+    """A released trace, in :class:`guard_eval.judging.JudgeInput`'s field order."""
+
+    prompt: str
+    response: str | None
+    output: str
+    task: str
+    gold: str
+
+
+def reference_trace(row: dict[str, Any], task: str, gold: str, where: str) -> ReferenceTrace:
+    """A released ``generated_predictions.jsonl`` row (instruction + input in ``prompt``) as a trace."""
+    from guard_eval.benchmarks import split_guardreasoner_input
+
+    text = row.get("prompt", "")
+    if _HUMAN not in text or "predict" not in row:
+        raise RunFormatError(f"{where}: expected fields prompt (with 'Human user:') and predict, got {sorted(row)}")
+    prompt, response = split_guardreasoner_input(text[text.index(_HUMAN) :])
+    return ReferenceTrace(prompt, response, row["predict"], task, gold)
+
+
+def load_reference_traces(
+    data_dir: str | Path | None, model: str, limit: int | None = None
+) -> dict[str, list[ReferenceTrace]]:
+    """``{benchmark: [trace...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
+    from guard_eval.benchmarks import read_rows, resolve_data_dir
+    from guard_eval.plugins import registry
+
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        raise FileNotFoundError("no data directory: pass --data-dir or set $GUARD_DATA_DIR")
+    out: dict[str, list[ReferenceTrace]] = {}
+    for name, bench in sorted(registry("guard_register_benchmarks").items()):
+        rel = bench.reference_predictions.get(model)
+        if rel:
+            path = root / rel
+            out[name] = [reference_trace(r, bench.task.value, normalize_label(r["label"], bench.task), f"{path}:{i}")
+                         for i, r in enumerate(read_rows(path, name)[:limit], 1)]  # fmt: skip
+    if not out:
+        raise FileNotFoundError(f"no released {model} predictions under {root}/guardreasoner/test/{model}/")
+    return out
+
+
 def _guardreasoner_baseline(size: str, data_dir: str | None) -> Run:
     """Sample keys are ``<benchmark>-<index>`` like ``guard-eval run`` ids: the released files follow the test sets'
     order, so ``compare`` pairs them with a run of your own."""
-    from guard_eval.judging.validate import load_reference_traces
-
     run = Run(f"GuardReasoner-{size} (released)", f"guardreasoner/test/{size}", "baseline")
     for bench, items in load_reference_traces(data_dir, size).items():
         outcomes = [
@@ -339,8 +403,6 @@ def _sniff_json(path: Path) -> str | None:
 
 def load_path(path: str | Path, bootstrap: int = 1000) -> list[Run]:
     """The runs a command-line argument names: a results dir/file, a log, an lm-eval file, or a folder of them."""
-    from guard_eval.runner import RESULTS_FILE
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"run not found: {path}")

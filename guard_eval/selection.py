@@ -1,0 +1,61 @@
+"""Which benchmarks a command evaluates: names and suites resolved against the registry, and whether their data is
+there — checked before anything is generated."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+
+from guard_eval.benchmarks import DATA_DIR_ENV, Benchmark, BenchmarkDataError, Source, resolve_data_dir
+
+
+def missing_data(bench: Benchmark, data_dir: str | os.PathLike | None = None, source: Source = "auto") -> str | None:
+    """Why ``bench`` cannot be loaded (one line naming the expected file and the hub fallback), or None; no I/O
+    beyond a file-exists check."""
+    path = bench.local_path(data_dir)
+    if bench.embedded or (source != "hub" and path is not None and path.exists()):
+        return None
+    offline = any(os.environ.get(v) == "1" for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    if source != "local" and bench.hub is not None and not offline:
+        return None
+    where = f"{path}" if path else f"{bench.local} under the data dir (none found: pass --data-dir or set ${DATA_DIR_ENV})"
+    hub = f"hub {bench.hub.path} {'unavailable offline' if offline else 'not allowed by --source local'}" if bench.hub \
+        else "no hub fallback"  # fmt: skip
+    return f"no data: expected {where}; {hub}"
+
+
+def resolve_benchmarks(
+    names: Iterable[str], data_dir: str | os.PathLike | None = None, source: Source = "auto", check_data: bool = False,
+    warn: Callable[[str], None] | None = None,
+) -> list[Benchmark]:
+    """Benchmark objects for names or suite names (``guardreasoner``, ``demo``, ``prompt``, ...).
+
+    With ``check_data``: a benchmark named on its own whose data is absent is an error (:class:`BenchmarkDataError`,
+    one line); one that a suite brought in is skipped with one warning line each, before anything is generated.
+    """
+    from guard_eval.default_benchmarks import SUITES
+    from guard_eval.plugins import registry
+
+    known = registry("guard_register_benchmarks")
+    out: list[Benchmark] = []
+    skipped: dict[str, list[str]] = {}
+    for name in names:
+        for n in SUITES.get(name, (name,)):
+            if n not in known:
+                raise KeyError(
+                    f"unknown benchmark {n!r}; known: {', '.join(sorted(known))}; suites: {', '.join(sorted(SUITES))}"
+                )
+            reason = missing_data(known[n], data_dir, source) if check_data else None
+            if reason and name not in SUITES:
+                raise BenchmarkDataError(f"benchmark {n!r}: {reason}")
+            if reason:
+                skipped.setdefault(reason, []).append(n)
+            elif known[n] not in out:
+                out.append(known[n])
+    if check_data and not out:
+        raise BenchmarkDataError(f"no benchmark of {', '.join(names)} has data under {resolve_data_dir(data_dir)}; "
+                                 "see `guard-eval benchmarks --count`")  # fmt: skip
+    for reason, skip in skipped.items():  # one line per missing file
+        (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {', '.join(skip)}: {reason}")
+    return out
