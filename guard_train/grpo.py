@@ -11,24 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from guard_eval.prompting import PromptVariant
 from guard_train.config import ConfigError, option
+from guard_train.sampling import SamplingBase
 from guard_train.training import TrainConfig
 
 
 @dataclass(kw_only=True)
-class GrpoConfig(TrainConfig):
-    benchmarks: list[str] = option(["demo"], help="labelled prompts: benchmark or suite names")
-    data_dir: str | None = option(None, help="data directory (default: $GUARD_DATA_DIR)")
-    limit: int | None = option(None, help="at most N prompts per benchmark (a seeded random subset)", min=1)
-    prompt_variant: PromptVariant = option("chat", help="prompt format: chat, system or raw")
+class GrpoConfig(SamplingBase, TrainConfig):
     rewards: dict[str, float] = option({"label_accuracy": 1.0, "format_valid": 0.5, "reasoning_quality": 0.5},
                                        help="registered reward name -> weight (guard-train rewards lists them)")  # fmt: skip
     reward_options: dict[str, dict[str, Any]] = option({}, help="keyword options per reward, e.g. "
                                                        "{reasoning_quality: {judge: heuristic}}")  # fmt: skip
     num_generations: int = option(4, help="completions per prompt (the group GRPO normalises over)", min=2)
-    temperature: float = option(0.9, help="sampling temperature of the rollouts", min=0)
-    top_p: float = option(1.0, help="nucleus sampling of the rollouts", min=0)
     beta: float = option(0.04, help="KL penalty weight towards the input policy (0 disables the reference model)", min=0)
     max_completion_length: int = option(512, help="tokens per rollout", min=1)
     learning_rate: float = option(1e-6, help="peak learning rate", min=0)
@@ -41,15 +35,8 @@ class GrpoConfig(TrainConfig):
                               f"must be a multiple of num_generations ({self.num_generations})")  # fmt: skip
 
     def validate(self) -> None:
-        from guard_eval.runner import resolve_benchmarks
-        from guard_train.rewards import get_rewards
-
         super().validate()
-        resolve_benchmarks(self.benchmarks)
-        get_rewards(list(self.rewards))
-        unknown = sorted(set(self.reward_options) - set(self.rewards))
-        if unknown:
-            raise KeyError(f"reward_options for {unknown}, which are not in rewards {sorted(self.rewards)}")
+        self.check_sampling()
 
 
 def run(cfg: GrpoConfig) -> str:
@@ -61,12 +48,11 @@ def run(cfg: GrpoConfig) -> str:
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from guard_train.data import load_samples, prompt_rows
     from guard_train.metadata import data_hash
     from guard_train.rewards import get_rewards
     from guard_train.training import Measure, load_policy, load_tokenizer, resolve_model, save, trainer_args
 
-    rows = prompt_rows(load_samples(cfg.benchmarks, cfg.data_dir, cfg.limit, cfg.seed), cfg.prompt_variant)
+    rows = cfg.prompt_rows()
     rewards = get_rewards(list(cfg.rewards))
     funcs = [r.bind(**cfg.reward_options.get(name, {})) for name, r in rewards.items()]
     model = resolve_model(cfg)
