@@ -74,3 +74,105 @@ def test_scheduler_choices_are_transformers_scheduler_types():
     from guard_train.training import LrScheduler
 
     assert set(typing.get_args(LrScheduler)) <= {e.value for e in SchedulerType}
+
+
+def _trace(label: str) -> str:
+    return f"The user asks something.\nAnswers:\nRequest: {label}\nCompletion: None\nResponse: None"
+
+
+def test_prefs_hard_samples_pool_the_ensemble_and_weight_pairs(monkeypatch, tmp_path, tiny_model):
+    """Crafted samples (the generation is stubbed): only prompts where policy + ensemble disagree become pairs."""
+    import guard_train.prefs as prefs
+
+    calls = []
+
+    def fake(model, rows, cfg, num_samples, temperature, seed):
+        calls.append(model)
+        out = []
+        for k, row in enumerate(rows):
+            wrong = "unharmful" if row["gold"] == "harmful" else "harmful"
+            # policy: always wrong; ensemble model: right on even rows only, with two judge scores
+            if len(calls) == 1:
+                labels, scores = [wrong, wrong], [0.9, 0.2]
+            else:
+                labels, scores = ([row["gold"], row["gold"]] if k % 2 == 0 else [wrong, wrong]), [0.4, 0.6]
+            out.append([{"text": _trace(lab), "score": sc, "rewards": {}, "correct": lab == row["gold"], "model": model}
+                        for lab, sc in zip(labels, scores)])
+        return out
+
+    monkeypatch.setattr(prefs, "sample_and_score", fake)
+    cfg = prefs.PrefsConfig(model=str(tiny_model), output_dir=str(tmp_path / "p"), benchmarks=["demo_prompt"], limit=4,
+                            num_samples=2, strategy="hard-samples", ensemble=[str(tiny_model)],
+                            pair_weights="error_rate")  # fmt: skip
+    pairs = [json.loads(line) for line in Path(prefs.run(cfg)).read_text().splitlines()]
+    assert len(calls) == 2 and len(pairs) == 2  # rows 0 and 2 disagree; rows 1 and 3 are wrong everywhere
+    for p in pairs:
+        assert p["provenance"]["chosen_sample"] == 3 and p["provenance"]["rejected_sample"] == 0  # 0.6 > 0.4; 0.9 wrong
+        assert p["gold"] in p["chosen"][0]["content"].split("Request: ")[1] and p["weight"] == 0.5
+    meta = json.loads((tmp_path / "p" / "guard_bench.json").read_text())
+    assert meta["metrics"]["prompts_with_label_disagreement"] == 2 and meta["metrics"]["strategy"] == "hard-samples"
+
+
+def _pairs_file(path: Path, weights: list[float]) -> Path:
+    from guard_eval.prompting import build_prompt
+
+    rows = []
+    for i, w in enumerate(weights):
+        prompt = build_prompt(f"question number {i}", None)
+        rows.append({"prompt": prompt, "chosen": [{"role": "assistant", "content": _trace("harmful")}],
+                     "rejected": [{"role": "assistant", "content": _trace("unharmful")}], "weight": w})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.mark.slow
+def test_dpo_with_sft_term_samples_pairs_by_weight_and_trains(tiny_model, tmp_path):
+    from guard_train.dpo import build_trainer, run
+
+    pairs = _pairs_file(tmp_path / "pairs.jsonl", [0.0, 3.0, 0.0, 1.0, 0.0, 0.0])
+    cfg = DpoConfig(model=str(tiny_model), data=str(pairs), output_dir=str(tmp_path / "dpo"), sft_weight=2.0,
+                    loss_type="ipo", max_steps=2, learning_rate=1e-2, gradient_accumulation_steps=1, **SMALL)  # fmt: skip
+    trainer, weights = build_trainer(cfg, str(tiny_model), [json.loads(x) for x in pairs.read_text().splitlines()])
+    assert trainer.args.loss_type == ["ipo", "sft"] and trainer.args.loss_weights == [1.0, 2.0]
+    sampler = trainer._get_train_sampler()
+    assert sampler.weights.tolist() == [0.0, 3.0, 0.0, 1.0, 0.0, 0.0] and sampler.replacement
+    assert set(sampler) <= {1, 3}  # zero-weight pairs are never drawn
+    out = Path(run(cfg))
+    meta = json.loads((out / "guard_bench.json").read_text())
+    assert meta["data"]["weighted"] is True and meta["losses"] == {"ipo": 1.0, "sft": 2.0}
+    lora_b = [v for k, v in _tensors(out).items() if "lora_B" in k]
+    assert lora_b and any(v.abs().sum() > 0 for v in lora_b)  # B starts at zero: the adapter trained
+
+
+def _tensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_composite_reward_is_registered_and_uses_completion_ids():
+    from guard_train.rewards import get_rewards
+
+    fn = get_rewards(["composite"])["composite"].bind(budget=10, floor=0.0)
+    got = fn([""] * 3, [_trace("harmful")] * 2 + ["no answers here"], task=["prompt"] * 3, gold=["harmful"] * 3,
+             completion_ids=[[1] * 10, [1] * 15, [1] * 5])  # fmt: skip
+    assert got == [1.0, 0.5, 0.0]
+
+
+@pytest.mark.slow
+def test_grpo_composite_reward_logs_the_reward_curve(tiny_model, tmp_path):
+    from guard_train.grpo import GrpoConfig, run
+
+    out = tmp_path / "grpo"
+    cfg = GrpoConfig(model=str(tiny_model), output_dir=str(out), benchmarks=["demo_prompt"], limit=2, num_generations=2,
+                     max_completion_length=12, max_steps=2, learning_rate=1e-2, temperature=1.0, beta=1e-3,
+                     rewards={"composite": 1.0, "format_valid": 0.1}, reward_options={"composite": {"budget": 8}},
+                     mask_truncated_completions=True, **SMALL)  # fmt: skip
+    assert run(cfg) == str(out)
+    curve = [json.loads(line) for line in (out / "rewards.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in curve] == [1, 2]
+    assert all("rewards/composite/mean" in c and "reward" in c for c in curve)
+    meta = json.loads((out / "guard_bench.json").read_text())
+    assert meta["reward_log"] == "rewards.jsonl" and meta["config"]["mask_truncated_completions"] is True
+    # the random tiny model never closes an Answers block in 12 tokens: every rollout is truncated, so it is masked
+    assert all(c["completions/clipped_ratio"] == 1.0 and c["rewards/composite/mean"] == 0.0 for c in curve)
