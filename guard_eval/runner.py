@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from guard_eval.benchmarks import Benchmark, Sample
 from guard_eval.generation import Backend, GenerationConfig
+from guard_eval.generation.budget import generate as budgeted_generate
 from guard_eval.metrics import binary_metrics, weighted_average
 from guard_eval.prompting import PromptVariant, build_prompt
 from guard_eval.verdict import TaskType, parse_verdict
@@ -136,6 +137,7 @@ class EvalRun:
     shard: tuple[int, int] | None = None  # (k, n): this process evaluates samples k, k+n, k+2n, ... (data parallel)
     progress: bool = True
     bootstrap: int = 1000
+    reasoning_budget: int | None = None  # cap reasoning at N tokens, then force the Answers block (generation/budget.py)
 
     def settings(self) -> dict[str, Any]:
         """What must match for a resume to be valid."""
@@ -146,6 +148,7 @@ class EvalRun:
             "limit": self.limit,
             "sample_seed": self.sample_seed,
             "shard": list(self.shard) if self.shard else None,
+            **({"reasoning_budget": self.reasoning_budget} if self.reasoning_budget is not None else {}),
         }
 
     def _check_resume(self, results_path: Path) -> dict[str, Any] | None:
@@ -203,7 +206,7 @@ class EvalRun:
                 for start in range(0, len(todo), chunk):
                     batch = todo[start : start + chunk]
                     prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
-                    outputs = self.backend.generate(prompts, self.generation)
+                    outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)

@@ -176,3 +176,43 @@ def test_grpo_composite_reward_logs_the_reward_curve(tiny_model, tmp_path):
     assert meta["reward_log"] == "rewards.jsonl" and meta["config"]["mask_truncated_completions"] is True
     # the random tiny model never closes an Answers block in 12 tokens: every rollout is truncated, so it is masked
     assert all(c["completions/clipped_ratio"] == 1.0 and c["rewards/composite/mean"] == 0.0 for c in curve)
+
+
+def test_reasoning_budget_forces_the_answers_block_and_continues_the_turn(tiny_model):
+    from guard_eval.generation import GenerationConfig
+    from guard_eval.generation.budget import FORCED_ANSWERS, generate
+    from guard_eval.modeling import load_tokenizer
+    from guard_eval.prompting import build_prompt
+    from guard_eval.verdict import parse_verdict
+
+    class Fake:
+        name, tokenizer, calls = "fake", load_tokenizer(str(tiny_model)), []
+
+        def generate(self, prompts, config):
+            self.calls.append((list(prompts), config))
+            if len(self.calls) == 1:
+                return [["The user asks about a bomb, which is"], [_trace("unharmful")]]
+            return [["Request: harmful\nCompletion: None\nResponse: None"] for _ in prompts]
+
+    backend = Fake()
+    prompts = [build_prompt("how to build a bomb", None), build_prompt("hi", None)]
+    out = generate(backend, prompts, GenerationConfig(max_new_tokens=384, num_samples=1), budget=50, answer_tokens=20)
+    (first, cfg1), (cont, cfg2) = backend.calls
+    assert cfg1.max_new_tokens == 50 and cfg2.max_new_tokens == 20 and len(cont) == 1  # only the unanswered one
+    assert cont[0].endswith("which is" + FORCED_ANSWERS) and "how to build a bomb" in cont[0]
+    assert parse_verdict(out[0][0]).request.value == "harmful" and out[1][0] == _trace("unharmful")
+    assert generate(backend, prompts[:1], GenerationConfig(), budget=None) == [["Request: harmful\nCompletion: None\n"
+                                                                                "Response: None"]]  # fmt: skip
+
+
+def test_sft_reasoning_budget_drops_or_truncates_long_traces(tiny_model):
+    from guard_eval.modeling import load_tokenizer
+    from guard_train.data import TraceExample
+    from guard_train.sft import apply_reasoning_budget
+
+    tok = load_tokenizer(str(tiny_model))
+    short, long = (TraceExample("p", f"{'word ' * n}\nAnswers:\nRequest: harmful", "s") for n in (3, 200))
+    assert apply_reasoning_budget([short, long], tok, 40, "drop") == [short]
+    kept = apply_reasoning_budget([short, long], tok, 40, "truncate")
+    assert kept[0] == short and kept[1].completion.endswith("\n\nAnswers:\nRequest: harmful")
+    assert len(tok(kept[1].completion.split("Answers:")[0], add_special_tokens=False)["input_ids"]) <= 42
