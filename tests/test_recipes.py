@@ -216,3 +216,21 @@ def test_sft_reasoning_budget_drops_or_truncates_long_traces(tiny_model):
     kept = apply_reasoning_budget([short, long], tok, 40, "truncate")
     assert kept[0] == short and kept[1].completion.endswith("\n\nAnswers:\nRequest: harmful")
     assert len(tok(kept[1].completion.split("Answers:")[0], add_special_tokens=False)["input_ids"]) <= 42
+
+
+@pytest.mark.parametrize("name", ["prefs-hard", "dpo-hard", "dpo-rpo", "grpo-composite"])
+def test_recipe_configs_load_for_gpu_and_cpu(name):
+    from guard_train.config import load_config
+    from guard_train.methods import get_method
+
+    method = get_method(name.split("-")[0])
+    root = Path(__file__).resolve().parent.parent / "configs"
+    for path in (root / "smol" / f"{name}.yaml", root / f"{name}-tiny.yaml"):
+        cfg = load_config(method.config_cls, path)
+        if name == "dpo-hard":
+            assert (cfg.beta, cfg.learning_rate, cfg.num_train_epochs, cfg.losses()) == (0.01, 5e-6 if "smol" in
+                    str(path) else 1e-3, 2.0 if "smol" in str(path) else 1.0, (["sigmoid", "sft"], [1.0, 2.0]))  # fmt: skip
+        if name == "grpo-composite" and "smol" in str(path):
+            assert 8 <= cfg.num_generations <= 16 and cfg.temperature == 1.0 and cfg.beta <= 1e-3
+            assert 1e-6 <= cfg.learning_rate <= 2e-6 and cfg.per_device_train_batch_size <= 16
+            assert cfg.max_steps * 52 <= 300 and cfg.mask_truncated_completions  # <= 5 min at 52 s per step
