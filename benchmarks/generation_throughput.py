@@ -79,7 +79,7 @@ def guard_items(n: int, tokenizer) -> list[str]:
     """``n`` guard prompts (the demo sets, chat variant, rendered by the chat template), cycled in a fixed order."""
     from guard_eval.generation.hf import render_prompt
     from guard_eval.prompting import build_prompt
-    from guard_eval.runner import resolve_benchmarks
+    from guard_eval.selection import resolve_benchmarks
 
     samples = [s for b in resolve_benchmarks(["demo"]) for s in b.load()]
     texts = [render_prompt(tokenizer, build_prompt(s.prompt, s.response, "chat")) for s in samples]

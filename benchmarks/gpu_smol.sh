@@ -6,6 +6,9 @@
 # Device call 1:   bash benchmarks/gpu_smol.sh setup        # carry .gpu/p1: part 1, wheels, data
 # Device call 2:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
 # Device calls 3+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
+# Issue 18's recipes on ONE GPU (~20 min): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
+# adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo (track 0) beside grpo(label, 5 steps),
+# grpo-composite (track 1) on the same GPU, each evaluated on the held-out sets; then `wait`, `pack`.
 #
 # A device call carries at most 64 MiB, so the 98 MB GGUF travels in two parts over back-to-back calls; the machine
 # keeps /tmp while it is held. The pipeline runs under setsid so it outlives one call's 10-minute limit.
@@ -52,6 +55,16 @@ start() {  # device call 2: join, verify, materialise the model, start the pipel
   sleep "${1:-30}"; tail -5 $W/progress.log
 }
 
+start_recipes() {  # device call 2 for issue 18: join, verify, pull, merge the shipped SFT adapter, start the recipes
+  cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
+  echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
+  python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
+  setsid nohup nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits -l 5 \
+    > $W/gpumem.csv 2>/dev/null < /dev/null &
+  setsid nohup bash benchmarks/gpu_smol.sh recipes > $W/pipeline.log 2>&1 < /dev/null &
+  sleep "${1:-30}"; tail -5 $W/progress.log
+}
+
 timed() {  # NAME GPU COMMAND...: run on one GPU, log wall time
   local name=$1 gpu=$2; shift 2
   local t0=$(date +%s)
@@ -64,7 +77,7 @@ timed() {  # NAME GPU COMMAND...: run on one GPU, log wall time
 
 evaluate() {  # NAME GPU MODEL
   timed "eval-$1" "$2" python3 -m guard_eval.cli run --model "$3" --name "$1" --benchmarks $HELD_OUT \
-    --output runs/smol/eval/$1 --batch-size 512 --max-new-tokens 384 --no-progress
+    --output runs/smol/eval/$1 --batch-size "${EVAL_BATCH:-512}" --max-new-tokens 384 --no-progress
 }
 
 train() {  # NAME GPU METHOD CONFIG [--key value ...]
@@ -101,17 +114,51 @@ pipeline() {  # ordered so that the most important results exist first (pack tak
   log "pipeline done"
 }
 
+recipes() {  # issue 18 on one GPU: two tracks share it (eval at batch 256 leaves room for GRPO's micro-batches of 16)
+  export EVAL_BATCH=${EVAL_BATCH:-256} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+  log "recipes start"
+  timed merge-sft 0 python3 -c "from guard_eval.modeling import load_model, load_tokenizer
+m = load_model('guard-smol-135m-sft', device='cpu', dtype='bfloat16'); m.save_pretrained('runs/smol/sft-merged')
+load_tokenizer('guard-smol-135m-sft').save_pretrained('runs/smol/sft-merged')"
+  ln -sfn sft-merged runs/smol/sft
+  ( train prefs-hard 0 prefs configs/smol/prefs-hard.yaml
+    train dpo-hard 0 dpo configs/smol/dpo-hard.yaml
+    [ -s runs/smol/prefs/pairs.jsonl ] || train prefs 0 prefs configs/smol/prefs.yaml
+    train dpo-rpo 0 dpo configs/smol/dpo-rpo.yaml
+    evaluate dpo-hard 0 runs/smol/dpo-hard
+    evaluate dpo-rpo 0 runs/smol/dpo-rpo
+    evaluate sft 0 runs/smol/sft  # the merged shipped adapter: the reference of every comparison
+    while [ ! -e runs/smol/grpo/guard_bench.json ] && pgrep -f "configs/smol/grpo.yaml" > /dev/null; do sleep 5; done
+    evaluate grpo 0 runs/smol/grpo ) &
+  ( train grpo 0 grpo configs/smol/grpo.yaml --max-steps 5 --logging-steps 1
+    train grpo-composite 0 grpo configs/smol/grpo-composite.yaml
+    evaluate grpo-composite 0 runs/smol/grpo-composite ) &
+  wait
+  log "judging and comparing"
+  for run in runs/smol/eval/*/; do
+    python3 -m guard_eval.cli judge "$run" > "$W/judge-$(basename $run).log" 2>&1 &
+  done
+  wait
+  for run in dpo-hard dpo-rpo grpo grpo-composite; do
+    python3 -m guard_eval.cli compare runs/smol/eval/sft runs/smol/eval/$run > "$W/compare-$run.log" 2>&1
+  done
+  log "recipes done"
+}
+
 pack() {  # results back through $OUT (at most 8 files of 16 MiB)
   mkdir -p $W/pack/ship
   best=$(readlink runs/smol/sft)
-  python3 benchmarks/ship_adapter.py "runs/smol/$best" $W/pack/ship
-  tar -C $W/pack -czf "$OUT/adapter.tgz" ship
+  if [ -f "runs/smol/$best/adapter_config.json" ]; then  # the recipes' SFT model is the merged shipped adapter
+    python3 benchmarks/ship_adapter.py "runs/smol/$best" $W/pack/ship
+    tar -C $W/pack -czf "$OUT/adapter.tgz" ship
+  fi
   tar -czf "$OUT/results.tgz" $W/progress.log $W/stages.jsonl $W/gpumem.csv $W/*.log \
     $(find runs/smol -name results.json -o -name guard_bench.json -o -name trainer_state.json -o -name pairs.jsonl \
       -o -name 'rewards*.jsonl' -o -name 'round*.json' | grep -v checkpoint-) 2>/dev/null
   python3 benchmarks/lean_samples.py runs/smol/eval/*
   tar -cJf "$OUT/samples-a.txz" runs/smol/eval/{base,sft}/samples.lean.jsonl 2>/dev/null
   tar -cJf "$OUT/samples-b.txz" runs/smol/eval/{dpo-seed,dpo,grpo,refine}/samples.lean.jsonl 2>/dev/null
+  tar -cJf "$OUT/samples-recipes.txz" runs/smol/eval/{dpo-hard,dpo-rpo,grpo-composite}/samples.lean.jsonl 2>/dev/null
   tar -czf "$OUT/judged.tgz" runs/smol/eval/*/judged.jsonl $W/judge-*.log $W/compare-*.log 2>/dev/null
   ls -la "$OUT"
 }
@@ -120,8 +167,10 @@ case "${1:-}" in
   prepare) prepare ;;
   setup) setup ;;
   start) start "${2:-30}" ;;
+  start-recipes) start_recipes "${2:-30}" ;;
   pipeline) pipeline ;;
+  recipes) recipes ;;
   wait) sleep "${2:-60}"; tail -25 $W/progress.log; nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader ;;
   pack) pack ;;
-  *) echo "usage: $0 prepare|setup|start [SECONDS]|wait SECONDS|pack"; exit 2 ;;
+  *) echo "usage: $0 prepare|setup|start [SECONDS]|start-recipes [SECONDS]|wait SECONDS|pack"; exit 2 ;;
 esac

@@ -176,7 +176,7 @@ def kill_rank_midway(cmd: list[str], env: dict, shard_dir: Path, rank: int, min_
 
 def read_run(output: Path) -> dict:
     """Records keyed by (benchmark, id, sample) and the per-benchmark metrics of a (merged) run dir."""
-    from guard_eval.runner import read_records
+    from guard_eval.results.rundir import read_records
 
     records = read_records(output / "samples.jsonl")
     keyed: dict = {}

@@ -223,6 +223,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         sample_seed=args.sample_seed,
         progress=not args.no_progress,
         backend_options=options,
+        reasoning_budget=args.reasoning_budget,
     )
     results = run.run()
     if results.get("complete"):
@@ -289,6 +290,8 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--dtype", help="float32, bfloat16 ... (default: bf16 on GPU, fp32 on CPU)")
     p.add_argument("--prompt-variant", choices=PROMPT_VARIANTS, default="chat")
     p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--reasoning-budget", type=int, metavar="N", help="at most N reasoning tokens: a completion "
+                   "without its Answers block by then gets 'Answers:' appended and a short remainder generated")
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--num-samples", type=int, default=1, help="completions per prompt")
     p.add_argument("--batch-size", type=int, default=16)

@@ -87,6 +87,15 @@ def guard_register_rewards() -> list[Any]:
 
 
 @hookspec
+def guard_register_pair_strategies() -> list[Any]:
+    """Register preference-pair strategies (``guard-train prefs``'s ``strategy``).
+
+    :return: :class:`guard_train.pairs.PairStrategy` objects: a ``name`` and ``select(samples, min_margin=...,
+        **options)`` returning ``(chosen, rejected)`` index pairs into one prompt's scored samples.
+    """
+
+
+@hookspec
 def guard_register_training_methods() -> list[Any]:
     """Register training methods (``guard-train <name> --config FILE``).
 

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from guard_eval.benchmarks import Benchmark, Sample, resolve_data_dir
 from guard_eval.generation import Backend, GenerationConfig
+from guard_eval.generation.budget import generate as budgeted_generate
 from guard_eval.prompting import PromptVariant, build_prompt
 from guard_eval.results.rundir import (
     RESULTS_FILE, SAMPLES_FILE, SCHEMA, input_hash, now, read_records, summarize, write_json_atomic, write_records,
@@ -77,6 +78,7 @@ class EvalRun:
     progress: bool = True
     bootstrap: int = 1000
     backend_options: dict[str, Any] = field(default_factory=dict)  # dtype, ...: they change outputs
+    reasoning_budget: int | None = None  # cap reasoning at N tokens, then force the Answers block (generation/budget.py)
 
     def settings(self) -> dict[str, Any]:
         """What must match for a resume to be valid (docs/results-format.md, "Guarantees")."""
@@ -92,6 +94,7 @@ class EvalRun:
             "limit": self.limit,
             "sample_seed": self.sample_seed,
             "shard": list(self.shard) if self.shard else None,
+            **({"reasoning_budget": self.reasoning_budget} if self.reasoning_budget is not None else {}),
         }
 
     def _check_resume(self, results_path: Path) -> dict[str, Any] | None:
@@ -154,7 +157,7 @@ class EvalRun:
                 for start in range(0, len(todo), chunk):
                     batch = todo[start : start + chunk]
                     prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
-                    outputs = self.backend.generate(prompts, self.generation)
+                    outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)

@@ -1,4 +1,4 @@
-"""Built-in training methods (sft, prefs, dpo, grpo, refine) and their ``guard-train <method>`` commands.
+"""Built-in training methods (sft, prefs, dpo, grpo, refine), the prefs pair strategies, and their ``guard-train <method>`` commands.
 
 Commands are made for every registered method, so a plugin's method gets ``guard-train <name> --config FILE`` and
 ``--<key> VALUE`` options (help from its config's field metadata) without writing CLI code.
@@ -36,6 +36,13 @@ def guard_register_training_methods():
         TrainingMethod("refine", refine.RefineConfig, refine.run, "iterative refinement: generate, judge, regenerate "
                        "the weak answers, DPO on refined pairs, N rounds"),
     ]  # fmt: skip
+
+
+@hookimpl
+def guard_register_pair_strategies():
+    from guard_train.pairs import BUILTIN_PAIR_STRATEGIES
+
+    return list(BUILTIN_PAIR_STRATEGIES)
 
 
 @hookimpl

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from guard_train.config import option
+from guard_train.dpo import DpoLoss
 from guard_train.prefs import SamplingConfig
 from guard_train.training import TrainConfig
 
@@ -28,7 +29,8 @@ class RefineConfig(SamplingConfig, TrainConfig):
     threshold: float = option(0.6, help="regenerate answers whose score is below this", min=0)
     initial_temperature: float = option(0.0, help="temperature of each round's first answer (0: greedy)", min=0)
     beta: float = option(0.1, help="DPO beta of each round's training", min=0)
-    loss_type: str = option("sigmoid", help="TRL DPO loss")
+    loss_type: DpoLoss | list[DpoLoss] = option("sigmoid", help="TRL DPO loss of each round (or a list)")
+    sft_weight: float = option(0.0, help="weight of the sft term in each round's DPO (0: none)", min=0)
     learning_rate: float = option(5e-6, help="peak learning rate of each round's DPO", min=0)
 
     def validate(self) -> None:
@@ -41,7 +43,7 @@ def _dpo_config(cfg: RefineConfig, model: str, pairs: Path, output_dir: Path):
 
     shared = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)}
     return DpoConfig(**{**shared, "model": model, "output_dir": str(output_dir), "data": str(pairs), "beta": cfg.beta,
-                        "loss_type": cfg.loss_type, "overwrite": False, "seed": cfg.seed})  # fmt: skip
+                        "loss_type": cfg.loss_type, "sft_weight": cfg.sft_weight, "overwrite": False, "seed": cfg.seed})  # fmt: skip
 
 
 def refine_round(cfg: RefineConfig, r: int, model: str, rows: list[dict[str, Any]], round_dir: Path) -> dict[str, Any]:
@@ -83,7 +85,6 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def run(cfg: RefineConfig) -> str:
-    from guard_train.data import load_samples, prompt_rows
     from guard_train.metadata import data_hash, write_metadata
     from guard_train.training import Measure, resolve_model, start
 
@@ -92,7 +93,7 @@ def run(cfg: RefineConfig) -> str:
         return finished
     out = Path(cfg.output_dir)
     base = resolve_model(cfg)
-    rows = prompt_rows(load_samples(cfg.benchmarks, cfg.data_dir, cfg.limit, cfg.seed), cfg.prompt_variant)
+    rows = cfg.prompt_rows()
     log, model = [], base
     with Measure() as m:
         for r in range(1, cfg.rounds + 1):

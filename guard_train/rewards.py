@@ -5,7 +5,7 @@ plugin reward works everywhere. Datasets built by guard_train carry the columns 
 ``refusal``) and ``gold`` (the task's gold label); the request and response to classify are read back from the prompt
 itself, so rewards need no other column. ``None`` means "no opinion" (TRL ignores it; weighted sums count it as 0).
 
-Built-ins (all in [0, 1]): ``label_accuracy``, ``format_valid``, ``reasoning_quality``.
+Built-ins (all in [0, 1]): ``label_accuracy``, ``format_valid``, ``reasoning_quality``, ``composite``.
 """
 
 from __future__ import annotations
@@ -169,11 +169,54 @@ def reasoning_quality(
     ]
 
 
+def composite(prompts, completions, task=None, gold=None, completion_ids=None, budget: int = 256,
+              floor: float = 0.5, labels=None, **_: Any) -> list[float | None]:  # fmt: skip
+    """Format gate x per-task label credit x length term, in [0, 1] (the composite reward of GRPO guards).
+
+    * gate: 1 when the output has reasoning, a final ``Answers:`` block and the task's field (``format_valid`` = 1),
+      else 0 — an unparseable or truncated rollout earns nothing;
+    * credit: the share of the labelled tasks answered correctly (``labels``, a per-row ``{task: gold}`` column, gives
+      partial credit over several tasks; else the row's ``task``/``gold``);
+    * length: 1 up to ``budget`` completion tokens (``completion_ids`` from TRL; else ~1.3 tokens per word), then
+      falling linearly to ``floor`` at twice the budget (and staying there).
+
+    >>> ok = "The request asks for a bomb recipe.\\nAnswers:\\nRequest: harmful\\nCompletion: None\\nResponse: None"
+    >>> composite([""] * 3, [ok, ok.replace("Request: harmful", "Request: unharmful"), "Request: harmful"],
+    ...           task=["prompt"] * 3, gold=["harmful"] * 3)
+    [1.0, 0.0, 0.0]
+    >>> composite([""] * 2, [ok, ok], task=["prompt"] * 2, gold=["harmful"] * 2, completion_ids=[[0] * 300, [0] * 600],
+    ...           budget=200)
+    [0.75, 0.5]
+    >>> composite([""], [ok.replace("Response: None", "Response: unharmful")], task=["prompt"], gold=["harmful"],
+    ...           labels=[{"prompt": "harmful", "response": "harmful"}])
+    [0.5]
+    """
+    n = len(completions)
+    tasks, golds = _column(task, n, "task"), _column(gold, n, "gold")
+    per_row = list(labels) if labels is not None else [None] * n
+    gates = format_valid(prompts, completions, task=tasks)
+    out: list[float | None] = []
+    for i, c in enumerate(completions):
+        wanted = per_row[i] or ({tasks[i]: golds[i]} if golds[i] is not None else {})
+        if not wanted:
+            out.append(None)
+            continue
+        verdict = parse_verdict(completion_text(c))
+        credit = sum(verdict.label(TaskType(t)) == g for t, g in wanted.items()) / len(wanted)
+        tokens = len(completion_ids[i]) if completion_ids is not None else round(1.3 * len(completion_text(c).split()))
+        over = max(0, tokens - budget) / max(budget, 1)
+        length = max(floor, 1.0 - (1.0 - floor) * over)
+        out.append(round(float(gates[i] == 1.0) * credit * length, 6))
+    return out
+
+
 BUILTIN_REWARDS: tuple[Reward, ...] = (
     Reward("label_accuracy", label_accuracy, "1 if the answer for the task equals the gold label, else 0"),
     Reward("format_valid", format_valid, "GuardReasoner format: reasoning, a final Answers block, the task's field"),
     Reward("reasoning_quality", reasoning_quality, "a judge's coherence/relevance/specificity, 0-1 (options: judge, "
            "judge_options); default judge: heuristic"),
+    Reward("composite", composite, "format gate x per-task label credit x length term (options: budget tokens, "
+           "floor)"),
 )  # fmt: skip
 
 

@@ -6,7 +6,8 @@ every chat template. LoRA by default (``lora: false`` for full fine-tuning); ``m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from guard_eval.prompting import PromptVariant
 from guard_train.config import option
@@ -27,10 +28,31 @@ class SftConfig(TrainConfig):
     synthetic_quote_words: int = option(30, help="words of the input quoted in synthetic traces (0: none, for tiny "
                                         "models that cannot learn to copy)", min=0)  # fmt: skip
 
+    max_reasoning_tokens: int | None = option(None, help="reasoning budget at train time: traces whose reasoning "
+                                              "(before the final Answers block) is longer are handled per "
+                                              "reasoning_overflow", min=1)  # fmt: skip
+    reasoning_overflow: Literal["drop", "truncate"] = option("drop", help="over-budget traces: drop them, or keep the "
+                                                             "first max_reasoning_tokens of the reasoning + the Answers")  # fmt: skip
+
     def validate(self) -> None:
         super().validate()
         for spec in self.data:
             check_source(spec, self.data_dir)
+
+
+def apply_reasoning_budget(examples: list, tokenizer, budget: int, overflow: str) -> list:
+    """Traces whose reasoning fits ``budget`` tokens; longer ones dropped or cut (reasoning cut, Answers kept)."""
+    kept = []
+    for ex in examples:
+        cut = ex.completion.rfind("Answers:")
+        reasoning, answers = (ex.completion[:cut], ex.completion[cut:]) if cut >= 0 else (ex.completion, "")
+        ids = tokenizer(reasoning, add_special_tokens=False)["input_ids"]
+        if len(ids) <= budget:
+            kept.append(ex)
+        elif overflow == "truncate" and answers:
+            short = tokenizer.decode(ids[:budget]).rstrip()
+            kept.append(replace(ex, completion=f"{short}\n\n{answers}"))
+    return kept
 
 
 def build_trainer(cfg: SftConfig, model: str, records: list[dict]):
@@ -51,9 +73,15 @@ def run(cfg: SftConfig) -> str:
     model = resolve_model(cfg)
     examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
                            cfg.synthetic_quote_words)
+    n_traces = len(examples)
+    if cfg.max_reasoning_tokens:
+        examples = apply_reasoning_budget(examples, load_tokenizer(model), cfg.max_reasoning_tokens,
+                                          cfg.reasoning_overflow)  # fmt: skip
+        print(f"reasoning budget {cfg.max_reasoning_tokens} tokens ({cfg.reasoning_overflow}): {len(examples)} of "
+              f"{n_traces} traces")  # fmt: skip
     records = [ex.to_trl() for ex in examples]
     with Measure() as m:
         trainer = build_trainer(cfg, model, records)
         trainer.train()
-    data = {"sources": cfg.data, "n": len(records), "hash": data_hash(records)}
+    data = {"sources": cfg.data, "n": len(records), "traces_before_budget": n_traces, "hash": data_hash(records)}
     return save(trainer, cfg, "sft", model, data, m.metrics(trainer))

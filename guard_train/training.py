@@ -12,12 +12,19 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from guard_eval.modeling import is_adapter
 from guard_eval.results.rundir import set_aside
 from guard_train.config import MethodConfig, option
 from guard_train.metadata import is_finished, write_metadata
+
+
+# transformers' SchedulerType values (tests/test_train_config.py checks they still are)
+LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+                      "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+                      "warmup_stable_decay"]  # fmt: skip
+Dtype = Literal["float32", "bfloat16", "float16"]
 
 
 @dataclass(kw_only=True)
@@ -31,7 +38,7 @@ class TrainConfig(MethodConfig):
     gradient_accumulation_steps: int = option(1, help="forward passes per optimizer step", min=1)
     max_length: int = option(1024, help="tokens per example (prompt + completion); longer ones are cut", min=16)
     warmup_steps: float = option(0.0, help="linear learning-rate warm-up: steps, or a share of all steps if < 1", min=0)
-    lr_scheduler_type: str = option("linear", help="transformers scheduler name (linear, cosine, constant, ...)")
+    lr_scheduler_type: LrScheduler = option("linear", help="transformers scheduler name (linear, cosine, constant, ...)")
     logging_steps: int = option(1, help="log the loss every N steps", min=1)
     lora: bool = option(True, help="train a LoRA adapter (false: full fine-tuning); an adapter input is always "
                         "trained further as an adapter")  # fmt: skip
@@ -42,7 +49,7 @@ class TrainConfig(MethodConfig):
     merge: bool = option(False, help="also save merged full weights to OUTPUT_DIR/merged (a LoRA run)")
     gradient_checkpointing: bool = option(False, help="recompute activations to save memory")
     bf16: bool | None = option(None, help="bfloat16 training (default: on when a CUDA GPU is present)")
-    dtype: str | None = option(None, help="load dtype (float32, bfloat16; default: bf16 on GPU, fp32 on CPU)")
+    dtype: Dtype | None = option(None, help="load dtype (float32, bfloat16; default: bf16 on GPU, fp32 on CPU)")
     use_liger_kernel: bool = option(False, help="Liger's fused RMSNorm/rotary/SwiGLU Triton kernels in training "
                                     "(TRL's use_liger_kernel; needs a CUDA GPU and pip install 'guard-bench[gpu]')")
 
