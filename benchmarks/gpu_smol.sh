@@ -6,9 +6,9 @@
 # Device call 1:   bash benchmarks/gpu_smol.sh setup        # carry .gpu/p1: part 1, wheels, data
 # Device call 2:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
 # Device calls 3+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
-# Issue 18's recipes on ONE GPU (~20 min): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
-# adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo (track 0) beside grpo(label, 5 steps),
-# grpo-composite (track 1) on the same GPU, each evaluated on the held-out sets; then `wait`, `pack`.
+# Issue 18's recipes (~15 min on 2 GPUs): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
+# adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo on GPU 0 beside grpo(label, 5 steps),
+# grpo-composite on GPU 1, each evaluated on the held-out sets; then `wait`, `pack`. RECIPE_GPUS="0 0": one GPU.
 #
 # A device call carries at most 64 MiB, so the 98 MB GGUF travels in two parts over back-to-back calls; the machine
 # keeps /tmp while it is held. The pipeline runs under setsid so it outlives one call's 10-minute limit.
@@ -114,25 +114,26 @@ pipeline() {  # ordered so that the most important results exist first (pack tak
   log "pipeline done"
 }
 
-recipes() {  # issue 18 on one GPU: two tracks share it (eval at batch 256 leaves room for GRPO's micro-batches of 16)
-  export EVAL_BATCH=${EVAL_BATCH:-256} PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
+recipes() {  # issue 18 on a 2-GPU machine: the DPO arms on GPU 0, the GRPO arms on GPU 1 (RECIPE_GPUS="0 0": one GPU)
+  read -r g0 g1 <<< "${RECIPE_GPUS:-0 1}"
+  [ "$g0" = "$g1" ] && export EVAL_BATCH=${EVAL_BATCH:-256}  # one GPU: leave room for GRPO's micro-batches of 16
+  export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
   log "recipes start"
-  timed merge-sft 0 python3 -c "from guard_eval.modeling import load_model, load_tokenizer
+  timed merge-sft $g0 python3 -c "from guard_eval.modeling import load_model, load_tokenizer
 m = load_model('guard-smol-135m-sft', device='cpu', dtype='bfloat16'); m.save_pretrained('runs/smol/sft-merged')
 load_tokenizer('guard-smol-135m-sft').save_pretrained('runs/smol/sft-merged')"
   ln -sfn sft-merged runs/smol/sft
-  ( train prefs-hard 0 prefs configs/smol/prefs-hard.yaml
-    train dpo-hard 0 dpo configs/smol/dpo-hard.yaml
-    [ -s runs/smol/prefs/pairs.jsonl ] || train prefs 0 prefs configs/smol/prefs.yaml
-    train dpo-rpo 0 dpo configs/smol/dpo-rpo.yaml
-    evaluate dpo-hard 0 runs/smol/dpo-hard
-    evaluate dpo-rpo 0 runs/smol/dpo-rpo
-    evaluate sft 0 runs/smol/sft  # the merged shipped adapter: the reference of every comparison
-    while [ ! -e runs/smol/grpo/guard_bench.json ] && pgrep -f "configs/smol/grpo.yaml" > /dev/null; do sleep 5; done
-    evaluate grpo 0 runs/smol/grpo ) &
-  ( train grpo 0 grpo configs/smol/grpo.yaml --max-steps 5 --logging-steps 1
-    train grpo-composite 0 grpo configs/smol/grpo-composite.yaml
-    evaluate grpo-composite 0 runs/smol/grpo-composite ) &
+  ( evaluate sft $g0 runs/smol/sft  # the merged shipped adapter: the reference of every comparison
+    train prefs-hard $g0 prefs configs/smol/prefs-hard.yaml
+    train dpo-hard $g0 dpo configs/smol/dpo-hard.yaml
+    evaluate dpo-hard $g0 runs/smol/dpo-hard
+    [ -s runs/smol/prefs/pairs.jsonl ] || train prefs $g0 prefs configs/smol/prefs.yaml
+    train dpo-rpo $g0 dpo configs/smol/dpo-rpo.yaml
+    evaluate dpo-rpo $g0 runs/smol/dpo-rpo ) &
+  ( train grpo $g1 grpo configs/smol/grpo.yaml --max-steps 5 --logging-steps 1
+    evaluate grpo $g1 runs/smol/grpo
+    train grpo-composite $g1 grpo configs/smol/grpo-composite.yaml
+    evaluate grpo-composite $g1 runs/smol/grpo-composite ) &
   wait
   log "judging and comparing"
   for run in runs/smol/eval/*/; do
