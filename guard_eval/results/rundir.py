@@ -64,7 +64,11 @@ def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace ``path`` in one step (readers never see half a file), readable by all like every other output."""
+    """Replace ``path`` in one step (readers never see half a file), readable by all like every other output;
+    secret-looking keys are redacted (guard_eval.redact)."""
+    from guard_eval.redact import redact
+
+    data = redact(data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
