@@ -58,7 +58,7 @@ class PublishedCell:
     def citation(self) -> str:
         """Short provenance for a table footnote: the paper and table."""
         paper = self.source.split(",", 1)[0].split(":", 1)[0]
-        arxiv = re.search(r"arXiv \S+", self.source)
+        arxiv = re.search(r"arXiv [\w.]+", self.source)
         return f"{paper} ({arxiv.group(0) if arxiv else self.source_key}), {self.table.split(' (')[0]}"
 
 

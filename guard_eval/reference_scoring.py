@@ -97,3 +97,21 @@ def reference_f1(gold: Sequence[str], outputs: Sequence[str | None], task: TaskT
 
     pairs = reference_pairs(gold, outputs, task)
     return binary_metrics(pairs.gold, pairs.pred, task, bootstrap=0).f1, pairs
+
+
+def rescore_runs(runs: list, scoring: str) -> None:
+    """Re-score, in place, every benchmark of ``runs`` that keeps its traces under ``scoring`` (``strict`` leaves
+    them as read). Results without traces (published rows, stored aggregates) keep their numbers and are noted."""
+    if scoring not in SCORINGS:
+        raise ValueError(f"--scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    if scoring == "strict":
+        return
+    for run in runs:
+        for result in run.benchmarks.values():
+            outcomes = result.outcomes or []
+            if result.published or not outcomes or any(o.output is None for o in outcomes):
+                continue
+            f1, pairs = reference_f1([o.gold for o in outcomes], [o.output for o in outcomes], result.task)
+            result.f1, result.f1_ci, result.n, result.parse_failures = f1, None, pairs.n, pairs.unparsed
+            result.provenance = {"scoring": "reference", "dropped": pairs.dropped, "doubled": pairs.doubled}
+            result.outcomes = None  # the reference pairs are not the samples: no paired bootstrap on them

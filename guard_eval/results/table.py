@@ -82,7 +82,9 @@ def _cell(value, ci, results, partial: bool = False, threshold: float = PARSE_FA
 
 def _published(cell: Cell, provenance: dict | None, citations: dict[str, int]) -> Cell:
     """Mark a cell as a number a paper printed (or one recomputed from printed numbers) with its footnote."""
-    if provenance:
+    if provenance and provenance.get("scoring"):  # measured, under another scoring rule
+        cell.extra["scoring"] = provenance["scoring"]
+    elif provenance:
         cell.extra["provenance"] = provenance
         cell.extra["footnote"] = citations.setdefault(provenance["citation"], len(citations) + 1)
         cell.n = cell.parse_failure_rate = None
