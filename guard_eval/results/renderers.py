@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the table code pulls in the metric stack; plain tables need
     from guard_eval.results.table import Cell, Table
 
 GROUP_TITLES = {"prompt": "Prompt harmfulness", "response": "Response harmfulness", "refusal": "Refusal",
-                "reasoning": "Reasoning"}  # fmt: skip
+                "reasoning": "Reasoning", "cost": "Cost"}  # fmt: skip
 FORMATS = ("md", "csv", "html", "png")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -75,7 +75,8 @@ def to_markdown(table: Table, ci: bool = True) -> str:
     groups = []
     for group in dict.fromkeys(col.group for col in table.columns):
         names = [col.label for col in table.columns if col.group == group and col.kind == "benchmark"]
-        groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names) or 'judge score'}")
+        others = [col.label for col in table.columns if col.group == group and col.kind not in ("benchmark", "average")]
+        groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names or others)}")
     table_md = markdown_table(header, rows, "l" + "r" * len(table.columns))
     return "\n".join(["; ".join(groups), "", table_md, "", *[f"_{n}_" for n in table.notes]]) + "\n"
 
@@ -123,10 +124,16 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    # F1-scale columns only: contradiction rates, tokens and seconds are other units (the Pareto plot shows cost)
+    keep = [j for j, c in enumerate(table.columns) if c.rankable]
+    points = pareto_points(table)
+    from guard_eval.results.table import Table as _Table
+
+    table = _Table([table.columns[j] for j in keep], [(run, [cells[j] for j in keep]) for run, cells in table.rows],
+                   table.notes)  # fmt: skip
     cols = list(range(len(table.columns)))
     n_runs = len(table.rows)
     width = 0.8 / max(1, n_runs)
-    points = pareto_points(table)
     if points:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(cols) + 2) + 5, 4.2), dpi=dpi,
                                       gridspec_kw={"width_ratios": [max(6.0, 0.9 * len(cols) + 2), 5]})  # fmt: skip
@@ -194,6 +201,7 @@ def _plot_pareto(ax: Any, points: list[tuple[str, float, float, bool]]) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("mean output tokens per verdict (log)")
     ax.set_ylabel("F1 (first average column)")
+    ax.set_ylim(0, 105)
     ax.set_title("F1 vs cost (green: Pareto front)", fontsize=9)
     ax.grid(alpha=0.3)
 

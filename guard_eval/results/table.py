@@ -224,6 +224,9 @@ def build_table(
                       "mean": "averages are unweighted means of the benchmark cells",
                       "published": "averages as each paper printed them (published rows); measured rows weighted by "
                                    "sample count"}[average])  # fmt: skip
+    if any(c.extra.get("why") == "no sample counts" for _, cells in rows for c in cells):
+        notes.append("– as the weighted average of a published row: the paper does not give the sample count of some "
+                     "of its cells (use --average mean or published)")  # fmt: skip
     for citation, k in citations.items():
         notes.append(f"[{k}] published, not measured here: {citation}")
     return Table(columns, rows, notes)
