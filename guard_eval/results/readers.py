@@ -293,8 +293,10 @@ def load_baseline(name: str, data_dir: str | None = None) -> list[Run]:
     published = published_runs(name)
     if published:
         return published
-    raise ValueError(f"unknown baseline {name!r}; available: {', '.join(BASELINES)}, or a published row "
-                     f"(guardreasoner-8b, qwen3guard-8b, llama-guard-3-8b, ...: guard-eval baselines)")  # fmt: skip
+    from guard_eval.baselines import published_baselines
+
+    raise ValueError(f"unknown baseline {name!r}; stored outputs: {', '.join(BASELINES)}; published rows: "
+                     f"{', '.join(sorted(published_baselines()))}")  # fmt: skip
 
 
 def published_runs(name: str) -> list[Run]:
