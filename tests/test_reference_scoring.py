@@ -69,3 +69,18 @@ def test_released_traces_reproduce_published_cells_under_reference_scoring(size,
     strict = binary_metrics([i.gold for i in aegis], [parse_verdict(i.output).label("prompt") for i in aegis],
                             "prompt", bootstrap=0).f1  # fmt: skip
     assert f"{strict:.2f}" == {"1B": "89.19", "3B": "91.39"}[size]
+
+
+def test_score_command_shows_reference_beside_strict(data_dir, tmp_path, capsys):
+    from guard_eval.cli import main
+
+    path = data_dir / "guardreasoner" / "test" / "1B" / "AegisSafetyTest" / "generated_predictions.jsonl"
+    out = tmp_path / "m.json"
+    assert main(["score", str(path), "--task", "prompt", "--scoring", "reference", "--bootstrap", "0",
+                 "--json", str(out)]) == 0  # fmt: skip
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "| 89.19 |" in line and "89.34 (n=357)" in line
+    import json
+
+    m = json.loads(out.read_text())[str(path)]
+    assert (m["reference"]["dropped"], m["reference"]["doubled"]) == (2, 0) and m["consistency_checked"] == 96
