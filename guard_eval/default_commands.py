@@ -131,12 +131,18 @@ def _shard(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
 def _print_results(results: dict) -> None:
     rows = [
         [name, m["task"], m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
-         f"{m['accuracy']:.2f}", m["parse_failures"]]
+         f"{m['accuracy']:.2f}", m["parse_failures"],
+         "–" if m.get("contradiction_rate") is None else f"{m['contradiction_rate']:.1f} (of {m['consistency_checked']})",
+         "–" if m.get("mean_output_tokens") is None else f"{m['mean_output_tokens']:.0f}"]
         for name, m in results["benchmarks"].items()
     ]  # fmt: skip
-    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"], rows))
+    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures", "contradictions %",
+                          "tokens/verdict"], rows))  # fmt: skip
     for task, avg in results["averages"].items():
         print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
+    cost = results.get("cost") or {}
+    if cost.get("seconds_per_1k") is not None:
+        print(f"generation: {cost['seconds_per_1k']:.1f} s per 1000 items on {cost.get('device') or '?'}")
 
 
 def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
