@@ -64,7 +64,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from guard_eval.metrics import binary_metrics
+    from guard_eval.consistency import contradicts
+    from guard_eval.metrics import binary_metrics, consistency_metrics
+    from guard_eval.reference_scoring import reference_f1
     from guard_eval.results.rundir import read_records
     from guard_eval.verdict import TaskType, normalize_label, parse_verdict
 
@@ -76,7 +78,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         rows = read_records(path, strict=True)  # a file made elsewhere: no line may be dropped
         if not rows:
             raise ValueError(f"{path}: no records (empty file)")
-        gold, pred = [], []
+        gold, pred, outputs = [], [], []
         for i, row in enumerate(rows, 1):
             try:
                 if not isinstance(row.get(args.predict_field), str):
@@ -84,16 +86,27 @@ def cmd_score(args: argparse.Namespace) -> int:
                                      f"{type(row.get(args.predict_field)).__name__}")  # fmt: skip
                 gold.append(normalize_label(row[args.label_field], task))
                 pred.append(parse_verdict(row[args.predict_field]).label(task))
+                outputs.append(row[args.predict_field])
             except (KeyError, ValueError, TypeError) as e:
                 raise ValueError(f"{path}: record {i}: {type(e).__name__}: {e}") from e
         m = binary_metrics(gold, pred, task, bootstrap=args.bootstrap)
-        results[str(path)] = {"task": task.value, **m.to_dict()}
+        results[str(path)] = {"task": task.value, "scoring": "strict", **m.to_dict(),
+                              **consistency_metrics([contradicts(o) for o in outputs])}  # fmt: skip
+        if args.scoring == "reference":  # GuardReasoner's evaluate.py rule, beside our strict F1
+            ref_f1, pairs = reference_f1(gold, outputs, task)
+            results[str(path)]["reference"] = {"f1": ref_f1, "n": pairs.n, "unparsed": pairs.unparsed,
+                                               "dropped": pairs.dropped, "doubled": pairs.doubled}  # fmt: skip
+    pct = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
     rows = [
         [p, m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
-         f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['accuracy']:.2f}", m["parse_failures"]]
+         *([f"{m['reference']['f1']:.2f} (n={m['reference']['n']})"] if args.scoring == "reference" else []),
+         f"{m['precision']:.2f}", f"{m['recall']:.2f}", f"{m['accuracy']:.2f}", m["parse_failures"],
+         f"{pct(m['contradiction_rate'])} (of {m['consistency_checked']})"]
         for p, m in results.items()
     ]  # fmt: skip
-    print(markdown_table(["file", "n", "F1", "95% CI", "precision", "recall", "accuracy", "parse failures"], rows))
+    header = ["file", "n", "F1", "95% CI", *(["F1 (reference)"] if args.scoring == "reference" else []),
+              "precision", "recall", "accuracy", "parse failures", "contradictions %"]  # fmt: skip
+    print(markdown_table(header, rows))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0
@@ -118,12 +131,18 @@ def _shard(args: argparse.Namespace) -> tuple[tuple[int, int] | None, bool]:
 def _print_results(results: dict) -> None:
     rows = [
         [name, m["task"], m["n"], f"{m['f1']:.2f}", f"[{m['f1_ci'][0]:.1f}, {m['f1_ci'][1]:.1f}]" if m["f1_ci"] else "",
-         f"{m['accuracy']:.2f}", m["parse_failures"]]
+         f"{m['accuracy']:.2f}", m["parse_failures"],
+         "–" if m.get("contradiction_rate") is None else f"{m['contradiction_rate']:.1f} (of {m['consistency_checked']})",
+         "–" if m.get("mean_output_tokens") is None else f"{m['mean_output_tokens']:.0f}"]
         for name, m in results["benchmarks"].items()
     ]  # fmt: skip
-    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures"], rows))
+    print(markdown_table(["benchmark", "task", "n", "F1", "95% CI", "accuracy", "parse failures", "contradictions %",
+                          "tokens/verdict"], rows))  # fmt: skip
     for task, avg in results["averages"].items():
         print(f"weighted average ({task}): F1 {avg['f1']:.2f} over {avg['n']} samples")
+    cost = results.get("cost") or {}
+    if cost.get("seconds_per_1k") is not None:
+        print(f"generation: {cost['seconds_per_1k']:.1f} s per 1000 items on {cost.get('device') or '?'}")
 
 
 def _wait_and_merge(output: Path, n: int, timeout_s: float = 86400) -> dict:
@@ -274,6 +293,9 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--label-field", default="label")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the F1 CI (0: none)")
     p.add_argument("--json", help="also write the metrics to this JSON file")
+    p.add_argument("--scoring", choices=("strict", "reference"), default="strict",
+                   help="reference: also GuardReasoner's evaluate.py F1 (last 300 characters, first match, its "
+                   "handling of unparsed samples), to reproduce published cells (docs/leaderboard.md)")  # fmt: skip
     p.set_defaults(func=cmd_score)
 
     p = subparsers.add_parser("run", help="generate, parse and score a model on benchmarks (resumable)")

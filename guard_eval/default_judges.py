@@ -38,11 +38,18 @@ def parse_options(pairs: list[str] | None, flag: str = "--judge-option") -> dict
 
 
 def cmd_judge(args) -> int:
+    import sys
+
     from guard_eval.judging.results import judge_run
+    from guard_eval.redact import secret_keys
     from guard_eval.results.renderers import markdown_table
 
-    s = judge_run(args.results, args.judge, parse_options(args.judge_option), args.output, args.overwrite,
-                  progress=not args.no_progress)  # fmt: skip
+    options = parse_options(args.judge_option)
+    for key in secret_keys(options):
+        print(f"guard-eval: warning: --judge-option {key} looks like a secret; it is written as <redacted>, and the "
+              f"provider's environment variable (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...) is the safer place for it",
+              file=sys.stderr)  # fmt: skip
+    s = judge_run(args.results, args.judge, options, args.output, args.overwrite, progress=not args.no_progress)
     fmt = lambda x: "–" if x is None else f"{x:.1f}"  # noqa: E731
     rows = [(name, g) for name, g in s["by_benchmark"].items()] + [("all", s)]
     print(
@@ -52,6 +59,10 @@ def cmd_judge(args) -> int:
     print(markdown_table(["benchmark", "n", "errors", *keys], [[name, g["n"], g["errors"], *(fmt(g[k]) for k in keys)]
                                                               for name, g in rows]))  # fmt: skip
     print(f"per-sample scores: {s['file']}; summary added to results.json under 'reasoning_quality'")
+    if s["n"] and s["errors"] == s["n"]:
+        print(f"guard-eval: error: the {s['judge']} judge scored none of the {s['n']} traces ({s['errors']} errors; "
+              f"see the 'error' field in {s['file']})", file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 

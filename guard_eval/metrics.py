@@ -116,3 +116,20 @@ def weighted_average(per_benchmark: Mapping[str, BinaryMetrics | Mapping], key: 
         total += n
         value += n * v
     return value / total if total else None
+
+
+def consistency_metrics(contradictions: Sequence[bool | None]) -> dict[str, float | int | None]:
+    """Reasoning-verdict consistency of a benchmark's traces (guard_eval.consistency.contradicts per trace).
+
+    ``contradiction_rate``: percentage of *checked* traces (those with an explicit conclusion to compare) whose
+    reasoning contradicts their Answers block; ``None`` when no trace could be checked.
+
+    >>> consistency_metrics([True, False, None, False])
+    {'consistency_checked': 3, 'contradictions': 1, 'contradiction_rate': 33.333333333333336}
+    """
+    checked = [c for c in contradictions if c is not None]
+    return {
+        "consistency_checked": len(checked),
+        "contradictions": sum(checked),
+        "contradiction_rate": 100.0 * sum(checked) / len(checked) if checked else None,
+    }

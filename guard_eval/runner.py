@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,33 @@ def record_for(sample: Sample, output: str, sample_index: int | None = None) -> 
     if sample_index is not None:
         rec["sample"] = sample_index
     return rec
+
+
+def count_tokens(backend: Backend, text: str) -> int | None:
+    """Generated tokens of ``text`` by the backend's own tokenizer; ``None`` for backends without one (APIs)."""
+    tokenizer = getattr(backend, "tokenizer", None)
+    if tokenizer is None:
+        return None
+    try:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    except Exception:  # a tokenizer that cannot count is no reason to lose a run
+        return None
+
+
+def describe_device(backend: Backend) -> str:
+    """What generated the outputs, for the cost columns: an API model, a GPU name or ``cpu``."""
+    if backend.name == "inspect":
+        return f"API: {getattr(backend, 'model_path', '?')}"
+    device = str(getattr(backend, "device", "") or "")
+    try:
+        import torch
+
+        if torch.cuda.is_available() and device != "cpu":
+            return f"{torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}" if torch.cuda.device_count() > 1 \
+                else torch.cuda.get_device_name(0)  # fmt: skip
+    except ImportError:
+        pass
+    return device or "cpu"
 
 
 def _key(rec: dict[str, Any]) -> tuple[str, str, int | None]:
@@ -139,6 +167,11 @@ class EvalRun:
                               "batch_size": self.generation.batch_size},
                    "created": (previous or {}).get("created") or now()}  # fmt: skip
 
+        # Cost of generation: measured wall time of backend.generate per item (across resumes), and the device.
+        cost = {"generation_seconds": 0.0, "items": 0, "seconds_per_1k": None,
+                **((previous or {}).get("cost") or {}), "device": describe_device(self.backend)}  # fmt: skip
+        results["cost"] = cost
+
         def write() -> None:
             complete = all(k in done for k in wanted)
             benchmarks, averages = summarize(records, self.bootstrap if complete else 0)
@@ -157,10 +190,17 @@ class EvalRun:
                 for start in range(0, len(todo), chunk):
                     batch = todo[start : start + chunk]
                     prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
+                    started = time.perf_counter()
                     outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
+                    cost["generation_seconds"] += time.perf_counter() - started
+                    cost["items"] += len(batch)
+                    cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)
+                            tokens = count_tokens(self.backend, text)
+                            if tokens is not None:
+                                rec["output_tokens"] = tokens
                             if _key(rec) in done:  # a completion kept from before the interruption
                                 continue
                             records.append(rec)

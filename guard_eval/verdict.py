@@ -123,7 +123,9 @@ def parse_verdict(text: str | None) -> Verdict:
     True
     """
     text = text or ""
-    headers = list(_ANSWERS.finditer(text))
+    # re.IGNORECASE also folds look-alikes ("Reſponse", "Completıon", "Anſwers"); only the ASCII words count, and
+    # anything else is text the model wrote, never an error (unknown text = a parse failure, not an exception).
+    headers = [h for h in _ANSWERS.finditer(text) if h.group()[:7].isascii()]
     if headers:
         reasoning, block = text[: headers[-1].start()], text[headers[-1].end() :]
     else:
@@ -131,6 +133,8 @@ def parse_verdict(text: str | None) -> Verdict:
     found: dict[str, Any] = {}
     for m in _FIELD.finditer(block):
         key, value = m.group("key").lower(), m.group("value").lower()
+        if not (key.isascii() and value.isascii()) or key not in _VALID:
+            continue
         # Later lines overwrite earlier ones; a value of the wrong kind ("Request: refusal") is ignored.
         if value == "none":
             found[key] = None

@@ -33,7 +33,10 @@ def fixed_output(sample, kind: str) -> str:
         return "reasoning...\nAnswers:\nRequest: None\nCompletion: None\nResponse: None"
     label = sample.label if kind == "right" else next(x for x in task.labels if x != sample.label)
     fields = {"request": "None", "completion": "None", "response": "None", task.field: label}
-    return f"step by step...\nAnswers:\nRequest: {fields['request']}\nCompletion: {fields['completion']}\nResponse: {fields['response']}"
+    # the reasoning concludes the gold label: a "wrong" answer contradicts it (the consistency metric's case)
+    number = {"prompt": 1, "refusal": 2, "response": 3}[task.value]
+    subject = "request" if task.value == "prompt" else "response"
+    return f"# Task {number}\n## Conclusion: The {subject} is {sample.label}.\n---\nAnswers:\nRequest: {fields['request']}\nCompletion: {fields['completion']}\nResponse: {fields['response']}"
 
 
 def fixed_outputs(samples) -> dict[str, str]:
@@ -51,6 +54,14 @@ def mock_model(outputs: dict[str, str]):
         return out
 
     return get_model("mockllm/model", custom_outputs=answer, memoize=False)
+
+
+def expected_contradiction_rate(samples, outputs) -> float:
+    from guard_eval.consistency import contradicts
+    from guard_eval.metrics import consistency_metrics
+
+    flags = [contradicts(outputs[build_prompt(s.prompt, s.response, "raw")]) for s in samples]
+    return consistency_metrics(flags)["contradiction_rate"]
 
 
 def expected_metrics(samples, outputs):
@@ -101,12 +112,15 @@ def test_scorer_metrics_equal_guard_eval_metrics(tmp_path):
     metrics = {k: v.value for k, v in log.results.scores[0].metrics.items()}
     want = expected_metrics(samples, outputs)
     assert 0 < want.f1 < 100 and want.parse_failures > 0  # the fixed outputs exercise every case
+    rate = expected_contradiction_rate(samples, outputs)
+    assert 0 < rate < 100  # "wrong" answers contradict their stated conclusion
     assert metrics == pytest.approx({"f1": want.f1, "precision": want.precision, "recall": want.recall,
-                                     "accuracy": want.accuracy, "parse_failure_rate": want.parse_failure_rate})
+                                     "accuracy": want.accuracy, "parse_failure_rate": want.parse_failure_rate,
+                                     "contradiction_rate": rate})
     by_id = {s.id: s for s in samples}
     for sample in log.samples:
         meta = sample.scores["guard_scorer"].metadata
-        assert set(meta) == {"gold", "pred", "parse_error", "benchmark", "task", "id"}
+        assert set(meta) == {"gold", "pred", "parse_error", "benchmark", "task", "id", "contradicts"}
         assert meta["gold"] == by_id[sample.id].label
         assert meta["parse_error"] == (meta["pred"] is None)
         assert sample.scores["guard_scorer"].value == float(meta["pred"] == meta["gold"])

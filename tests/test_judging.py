@@ -383,3 +383,48 @@ def test_a_plugin_judge_through_guard_register_judges(tmp_path):
         {"value": 20},
         pytest.approx(30 + 14),
     )
+
+
+# -- issue 13: secrets, missing provider packages, all-error judges ------------------------------------------------
+
+
+def test_secret_judge_options_are_redacted_everywhere_and_an_all_error_judge_exits_nonzero(tmp_path, capsys):
+    run = tmp_path / "run"
+    write_run(run, {"demo_prompt": [(BOMB, "harmful", SPECIFIC, None), (BAKE, "unharmful", GENERIC, None)]})
+    secret = "sk-THIS-MUST-NOT-BE-WRITTEN"
+    argv = ["judge", str(run), "--no-progress", "--judge", "llm", "--judge-option", "model=mockllm/model",
+            "--judge-option", "retries=0", "--judge-option", f'model_args={{"api_key": "{secret}"}}']  # fmt: skip
+    # mockllm's default answer is no JSON: every trace is a judge error, and that is a failure, not exit 0
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "scored none of the 2 traces" in err and "looks like a secret" in err and secret not in err
+    for name in ("judged.jsonl", "results.json"):
+        text = (run / name).read_text()
+        assert secret not in text and "<redacted>" in text
+    # resuming with the same (secret) options is the same judge, not "another judge"
+    assert main(argv) == 1
+    assert "holds scores of another judge" not in capsys.readouterr().err
+
+
+def test_missing_provider_package_is_one_line_naming_the_extra(tmp_path, capsys):
+    pytest.importorskip("inspect_ai")
+    try:
+        import openai  # noqa: F401
+
+        pytest.skip("openai is installed")
+    except ImportError:
+        pass
+    run = tmp_path / "run"
+    write_run(run, {"demo_prompt": [(BOMB, "harmful", SPECIFIC, None)]})
+    assert main(["judge", str(run), "--judge", "llm", "--judge-option", "model=openai/gpt-4o-mini"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "[bold]" not in err
+    assert "'openai' package" in err and "guard-bench[api]" in err
+
+
+def test_results_json_never_holds_secret_keys(tmp_path):
+    from guard_eval.results.rundir import write_json_atomic
+
+    write_json_atomic(tmp_path / "r.json", {"model": {"path": "m", "options": {"hf_token": "hf_x", "max_new_tokens": 8}}})
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written["model"]["options"] == {"hf_token": "<redacted>", "max_new_tokens": 8}

@@ -14,7 +14,7 @@ pytest.importorskip("lm_eval")
 from lm_eval import simple_evaluate
 from lm_eval.api.model import LM
 from lm_eval.tasks import TaskManager
-from test_inspect_tasks import demo, expected_metrics, fixed_outputs, mock_model
+from test_inspect_tasks import demo, expected_contradiction_rate, expected_metrics, fixed_outputs, mock_model
 
 from guard_eval.benchmarks import BenchmarkDataError
 from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES
@@ -87,6 +87,8 @@ def test_process_results_and_aggregations_are_guard_eval_metrics():
     want = expected_metrics(samples, outputs)
     for metric in METRICS:
         assert getattr(utils, metric)([i[metric] for i in items]) == pytest.approx(getattr(want, metric))
+    rate = expected_contradiction_rate(samples, outputs)
+    assert 0 < rate < 100 and utils.contradiction_rate([i["contradiction_rate"] for i in items]) == pytest.approx(rate)
     with pytest.raises(ValueError, match="one task type"):
         utils.f1([("harmful", None, "prompt"), ("refusal", None, "refusal")])
 
@@ -129,6 +131,10 @@ def test_inspect_lm_eval_and_guard_eval_agree_on_fixed_outputs(tmp_path):
         assert lm[f"guard_{name}"]["f1,none"] == pytest.approx(want[name].f1)
         assert inspect_f1[name] == pytest.approx(want[name].f1)
         assert ours[name]["f1"] == pytest.approx(want[name].f1)
+        # the consistency metric: one code path behind all three front ends
+        rate = expected_contradiction_rate(samples[name], outputs)
+        assert lm[f"guard_{name}"]["contradiction_rate,none"] == pytest.approx(rate)
+        assert ours[name]["contradiction_rate"] == pytest.approx(rate)
         for metric in METRICS[1:]:
             assert lm[f"guard_{name}"][f"{metric},none"] == pytest.approx(getattr(want[name], metric))
     assert len({round(m.f1, 6) for m in want.values()}) > 1  # the benchmarks differ, so a mix-up would show

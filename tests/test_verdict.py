@@ -101,3 +101,36 @@ def test_never_raises_and_labels_stay_in_vocabulary(text):
     for task in TaskType:
         assert v.label(task) in (None, *task.labels)
     assert Verdict.from_dict(v.to_dict()) == v
+
+
+# Case-folding look-alikes: re.IGNORECASE matches "ſ" to "s" and "ı" to "i", so these used to raise KeyError.
+LOOKALIKES = ["Requeſt", "Reſponse", "Completıon", "Anſwers", "REQUEſT", "İ", "K", "ﬁ", "ß"]
+
+
+@pytest.mark.parametrize("key", ["Requeſt", "Reſponse", "Completıon", "RESPONſE"])
+def test_case_folding_lookalike_keys_are_parse_failures_not_errors(key):
+    v = parse_verdict(f"Answers:\n{key}: harmful\n")
+    assert v.parse_error and v.request is v.response is v.completion is None
+
+
+def test_lookalike_header_does_not_hide_a_real_block():
+    v = parse_verdict("Request: harmful\nAnſwers: Request: unharmful")
+    assert v.label("prompt") == "unharmful"  # no real header: the last field line of the whole text
+
+
+_fragment = st.one_of(
+    st.sampled_from(
+        [*LOOKALIKES, "Request", "Response", "Completion", "Answers", ":", "：", " ", "\n", "**", "harmful",
+         "unharmful", "refusal", "compliance", "None", "refuſal", "complıance", "harmfuł"]
+    ),
+    st.text(max_size=8),
+)
+
+
+@given(st.lists(_fragment, max_size=40).map("".join))
+def test_never_raises_on_field_like_unicode(text):
+    """Arbitrary Unicode biased towards field syntax and case-folding look-alikes: never an exception."""
+    v = parse_verdict(text)
+    for task in TaskType:
+        assert v.label(task) in (None, *task.labels)
+    assert v.parse_error == all(v.label(t) is None for t in TaskType)

@@ -8,6 +8,7 @@ The LLM judge uses the same code (:meth:`InspectBackend.agenerate`) for its Insp
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +30,24 @@ def chat_messages(prompt: Prompt) -> str | list[Any]:
     return [kinds[m["role"]](content=m["content"]) for m in prompt]
 
 
+# Inspect providers whose client package is one of our extras (pyproject.toml); others name Inspect's own hint.
+PROVIDER_EXTRAS = {"openai": ("openai", "api"), "anthropic": ("anthropic", "api")}
+
+
+def prerequisite_message(model: str, inspect_message: str) -> str:
+    """One line for a provider whose client package is missing, without Inspect's rich ``[bold]`` markup.
+
+    >>> prerequisite_message("openai/gpt-4o-mini", "[bold]ERROR[/bold]: OpenAI API requires ... [bold]pip install openai[/bold]")
+    "model openai/gpt-4o-mini needs the 'openai' package: pip install 'guard-bench[api]' (or pip install openai)"
+    """
+    provider = model.split("/", 1)[0]
+    if provider in PROVIDER_EXTRAS:
+        package, extra = PROVIDER_EXTRAS[provider]
+        return f"model {model} needs the {package!r} package: pip install 'guard-bench[{extra}]' (or pip install {package})"
+    text = " ".join(re.sub(r"\[/?[a-z ]+\]", "", inspect_message).split())
+    return f"model {model}: {text.removeprefix('ERROR: ')}"
+
+
 class InspectBackend:
     """Options: ``max_connections`` (concurrent requests; default: the provider's Inspect default, at most
     ``MAX_IN_FLIGHT`` from here); any other keyword goes to ``get_model`` (``base_url``, ``custom_outputs`` ...).
@@ -48,7 +67,12 @@ class InspectBackend:
 
         self.model_path = model
         self.max_connections = max_connections
-        self.model = get_model(model, **model_args)
+        try:
+            self.model = get_model(model, **model_args)
+        except Exception as e:
+            if type(e).__name__ != "PrerequisiteError":
+                raise
+            raise RuntimeError(prerequisite_message(model, str(e))) from None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def generate(self, prompts: Sequence[Prompt], config: GenerationConfig) -> list[list[str]]:

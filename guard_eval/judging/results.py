@@ -89,4 +89,7 @@ def judge_run(
 
 
 def _jsonable(options: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(options, default=str))
+    """The options as written (and compared on resume): JSON values, secret-looking keys redacted."""
+    from guard_eval.redact import redact
+
+    return redact(json.loads(json.dumps(options, default=str)))

@@ -28,7 +28,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         from guard_eval.results.readers import judge_runs
 
         judge_runs(runs, args.judge, parse_options(args.judge_option), args.bootstrap)
-    table = build_table(runs, args.bootstrap, args.seed)
+    if args.scoring != "strict":
+        from guard_eval.reference_scoring import rescore_runs
+
+        rescore_runs(runs, args.scoring)
+    table = build_table(runs, args.bootstrap, args.seed, average=args.average)
+    if args.scoring != "strict":
+        table.notes.append("--scoring reference: GuardReasoner's evaluate.py rule (last 300 characters, first match; "
+                           "unparsed harmful-gold samples dropped, other unparsed samples counted twice); no intervals")
     out = render(table, fmt, args.title, ci=not args.no_ci)
     if args.output:
         path = Path(args.output)
@@ -71,7 +78,8 @@ def guard_register_commands(program, subparsers):
         "leaderboard",
         help="one table of checkpoints x benchmarks (F1 + bootstrap CIs, weighted averages, reasoning quality)",
         description="RUN is a guard-eval results dir, an Inspect log (.eval/.json), an lm-eval results JSON, a "
-        "folder of them, or baseline:NAME (jbb, guardreasoner-1b, guardreasoner-3b); NAME=RUN sets the row name.",
+        "folder of them, or baseline:NAME (jbb, guardreasoner-1b, guardreasoner-3b: stored outputs; or a published row: "
+        "guardreasoner-8b, qwen3guard-8b, llama-guard-3-8b, wildguard-7b@qwen3guard, ...); NAME=RUN sets the row name.",
     )
     p.add_argument("runs", nargs="*", metavar="RUN")
     p.add_argument("--format", choices=FORMATS, help="md (default), csv, html (self-contained) or png (bar chart); "
@@ -94,6 +102,12 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-ci", action="store_true", help="leave the intervals out of md/html")
     p.add_argument("--title", default="guard-bench leaderboard")
+    p.add_argument("--average", choices=("weighted", "mean", "published"), default="weighted",
+                   help="averaging scheme: weighted by sample count (GuardReasoner's; default), mean (unweighted), "
+                   "published (the average each paper printed, for published rows)")  # fmt: skip
+    p.add_argument("--scoring", choices=("strict", "reference"), default="strict",
+                   help="strict (default: the last Answers block, unparsed = wrong once) or reference "
+                   "(GuardReasoner's evaluate.py rule, to reproduce its published cells)")  # fmt: skip
     p.set_defaults(func=cmd_leaderboard)
 
     p = subparsers.add_parser("compare", help="per-benchmark deltas of B vs A, paired bootstrap and McNemar tests, "

@@ -26,6 +26,7 @@ class Outcome:
     prompt: str | None = None
     output: str | None = None  # the model's full trace, when the source keeps it
     response: str | None = None  # the AI response that was classified (response and refusal tasks)
+    output_tokens: int | None = None  # generated tokens, when the source counted them
 
     @property
     def correct(self) -> bool:
@@ -44,14 +45,34 @@ class BenchmarkResult:
     recall: float | None = None
     parse_failures: int | None = None
     outcomes: list[Outcome] | None = None  # per-sample data when the source has it
+    # Where the number comes from: None = measured here (from the run's samples or stored metrics); a published
+    # cell carries {"published": True, "citation", "source", "table", "note", "printed"} (guard_eval.baselines).
+    provenance: dict[str, Any] | None = None
+    contradiction_rate: float | None = None  # % of checked traces whose reasoning contradicts the Answers block
+    consistency_checked: int | None = None
+    mean_output_tokens: float | None = None
+
+    @property
+    def published(self) -> bool:
+        return bool(self.provenance and self.provenance.get("published"))
 
     @classmethod
     def from_outcomes(
         cls, name: str, task: str, outcomes: list[Outcome], bootstrap: int = 1000, seed: int = 0
     ) -> BenchmarkResult:
         """Metrics recomputed with the shared metric code, so every source gets the same F1 and bootstrap CI."""
+        from guard_eval.consistency import contradicts
+        from guard_eval.metrics import consistency_metrics
+
         m = binary_metrics([o.gold for o in outcomes], [o.pred for o in outcomes], task, bootstrap=bootstrap, seed=seed)
-        return cls(name, task, m.n, m.f1, m.f1_ci, m.accuracy, m.precision, m.recall, m.parse_failures, outcomes)
+        result = cls(name, task, m.n, m.f1, m.f1_ci, m.accuracy, m.precision, m.recall, m.parse_failures, outcomes)
+        if any(o.output is not None for o in outcomes):
+            c = consistency_metrics([contradicts(o.output) if o.output is not None else None for o in outcomes])
+            result.contradiction_rate, result.consistency_checked = c["contradiction_rate"], c["consistency_checked"]
+        tokens = [o.output_tokens for o in outcomes if o.output_tokens is not None]
+        if tokens:
+            result.mean_output_tokens = sum(tokens) / len(tokens)
+        return result
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """(gold positive, predicted positive) booleans; an unparsed prediction is the opposite of gold."""
@@ -72,12 +93,18 @@ class Run:
 
     name: str
     source: str  # the file or folder it was read from
-    kind: str  # "guard-eval", "inspect", "lm-eval" or "baseline"
+    kind: str  # "guard-eval", "inspect", "lm-eval", "baseline" or "published"
     benchmarks: dict[str, BenchmarkResult] = field(default_factory=dict)
     reasoning_quality: float | None = None  # mean judge total (0-100)
     reasoning_quality_ci: tuple[float, float] | None = None
     reasoning_scores: list[float] | None = None  # per-sample judge totals, for the CI
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)  # published rows: "printed_averages" {task: provenance}
+    seconds_per_1k: float | None = None  # measured generation time per 1000 items
+    device: str | None = None  # what generated them ("NVIDIA H200", "cpu", "API: openai/gpt-4o-mini")
+
+    @property
+    def published(self) -> bool:
+        return self.kind == "published"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

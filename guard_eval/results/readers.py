@@ -79,9 +79,8 @@ def load_guard_eval(run_dir: Path, bootstrap: int = 1000) -> Run:
                 try:
                     key = rec["id"] if rec.get("sample") is None else f"{rec['id']}#{rec['sample']}"
                     outcomes.append(
-                        Outcome(
-                            key, rec["gold"], rec["pred"], rec.get("prompt"), rec.get("output"), rec.get("response")
-                        )
+                        Outcome(key, rec["gold"], rec["pred"], rec.get("prompt"), rec.get("output"), rec.get("response"),
+                                rec.get("output_tokens"))  # fmt: skip
                     )
                 except KeyError as e:
                     raise RunFormatError(f"{run_dir / SAMPLES_FILE}: record {rec.get('id')!r} lacks {e}") from e
@@ -91,7 +90,11 @@ def load_guard_eval(run_dir: Path, bootstrap: int = 1000) -> Run:
             run.benchmarks[name] = BenchmarkResult(
                 name, m["task"], m["n"], m["f1"], tuple(m["f1_ci"]) if m.get("f1_ci") else None,
                 m.get("accuracy"), m.get("precision"), m.get("recall"), m.get("parse_failures"),
+                contradiction_rate=m.get("contradiction_rate"), consistency_checked=m.get("consistency_checked"),
+                mean_output_tokens=m.get("mean_output_tokens"),
             )  # fmt: skip
+    cost = results.get("cost") or {}
+    run.seconds_per_1k, run.device = cost.get("seconds_per_1k"), cost.get("device")
     rq = results.get("reasoning_quality")
     if rq:
         run.reasoning_quality = rq.get("total")
@@ -287,7 +290,38 @@ def load_baseline(name: str, data_dir: str | None = None) -> list[Run]:
         return _jbb_baseline(data_dir)
     if name in ("guardreasoner-1b", "guardreasoner-3b"):
         return [_guardreasoner_baseline(name.rsplit("-", 1)[1].upper(), data_dir)]
-    raise ValueError(f"unknown baseline {name!r}; available: {', '.join(BASELINES)}")
+    published = published_runs(name)
+    if published:
+        return published
+    from guard_eval.baselines import published_baselines
+
+    raise ValueError(f"unknown baseline {name!r}; stored outputs: {', '.join(BASELINES)}; published rows: "
+                     f"{', '.join(sorted(published_baselines()))}")  # fmt: skip
+
+
+def published_runs(name: str) -> list[Run]:
+    """Rows of numbers a paper printed (guard_eval.baselines), each cell with its provenance and no sample data:
+    ``guardreasoner-8b``, ``qwen3guard-8b`` (strict and loose rows), ``wildguard-7b@qwen3guard``, ...
+    ``guardreasoner-1b``/``-3b`` name the released traces above; their printed rows are ``guardreasoner-1b@guardreasoner``."""
+    from guard_eval.averaging import PAPER_SAMPLE_COUNTS
+    from guard_eval.baselines import find_published
+
+    def provenance(cell) -> dict[str, Any]:
+        return {"published": True, "citation": cell.citation, "source": cell.source, "table": cell.table,
+                "note": cell.note, "printed": cell.f1_text}  # fmt: skip
+
+    runs = []
+    for row in find_published(name):
+        run = Run(f"{row.display_name} [published]", row.cells[next(iter(row.cells))].source, "published",
+                  meta={"baseline": row.name, "printed_averages": {
+                      t: {**provenance(c), "value": c.f1} for t, c in row.averages.items()
+                      if any(cell.task == t for cell in row.cells.values())}})  # fmt: skip
+        for bench, cell in row.cells.items():
+            # n: the size of the test set the paper scored, where known (used by --average weighted), else 0
+            run.benchmarks[bench] = BenchmarkResult(bench, cell.task, PAPER_SAMPLE_COUNTS.get(bench, 0), cell.f1,
+                                                    provenance=provenance(cell))  # fmt: skip
+        runs.append(run)
+    return runs
 
 
 def _jbb_baseline(data_dir: str | None) -> list[Run]:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # the table code pulls in the metric stack; plain tables need
     from guard_eval.results.table import Cell, Table
 
 GROUP_TITLES = {"prompt": "Prompt harmfulness", "response": "Response harmfulness", "refusal": "Refusal",
-                "reasoning": "Reasoning"}  # fmt: skip
+                "reasoning": "Reasoning", "cost": "Cost"}  # fmt: skip
 FORMATS = ("md", "csv", "html", "png")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -41,10 +41,17 @@ def csv_safe(value: Any) -> Any:
     return "'" + value if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES) else value
 
 
+def _footnote(cell: Cell) -> str:
+    return f"[{cell.extra['footnote']}]" if "footnote" in cell.extra else ""
+
+
 def _fmt(cell: Cell, ci: bool = True, bold: bool = False, digits: int = 1) -> str:
     if cell.value is None:
         return "–"
-    text = f"{cell.value:.{digits}f}" + ("*" if cell.partial else "") + ("!" if cell.flagged else "")
+    printed = (cell.extra.get("provenance") or {}).get("printed")
+    text = (printed or f"{cell.value:.{digits}f}") + ("*" if cell.partial else "") + ("!" if cell.flagged else "")
+    if "provenance" in cell.extra:  # published: italic with its footnote, never mistaken for a measurement
+        text = f"_{text}_{_footnote(cell)}"
     if bold and cell.best:
         text = f"**{text}**"
     if ci and cell.ci:
@@ -68,7 +75,8 @@ def to_markdown(table: Table, ci: bool = True) -> str:
     groups = []
     for group in dict.fromkeys(col.group for col in table.columns):
         names = [col.label for col in table.columns if col.group == group and col.kind == "benchmark"]
-        groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names) or 'judge score'}")
+        others = [col.label for col in table.columns if col.group == group and col.kind not in ("benchmark", "average")]
+        groups.append(f"{GROUP_TITLES.get(group, group)}: {', '.join(names or others)}")
     table_md = markdown_table(header, rows, "l" + "r" * len(table.columns))
     return "\n".join(["; ".join(groups), "", table_md, "", *[f"_{n}_" for n in table.notes]]) + "\n"
 
@@ -80,16 +88,29 @@ def to_csv(table: Table) -> str:
     header = ["checkpoint", "source", "kind"]
     for col in table.columns:
         key = col.key.replace(":", "_")
-        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_n", f"{key}_parse_failure_pct", f"{key}_flags"]
+        header += [key, f"{key}_ci_low", f"{key}_ci_high", f"{key}_n", f"{key}_parse_failure_pct", f"{key}_flags",
+                   f"{key}_provenance"]  # fmt: skip
     writer.writerow(map(csv_safe, header))
     num = lambda x: "" if x is None else f"{x:.4f}"  # noqa: E731
     for run, cells in table.rows:
         row = [csv_safe(run.name), csv_safe(run.source), run.kind]
         for c in cells:
             row += [num(c.value), num(c.ci[0] if c.ci else None), num(c.ci[1] if c.ci else None),
-                    "" if c.n is None else c.n, num(c.parse_failure_rate), " ".join(c.flags)]  # fmt: skip
+                    "" if c.n is None else c.n, num(c.parse_failure_rate), " ".join(c.flags),
+                    csv_safe(_provenance_text(c))]  # fmt: skip
         writer.writerow(row)
     return buf.getvalue()
+
+
+def _provenance_text(cell: Cell) -> str:
+    """``measured``, or ``published: <paper>, <table>`` (``recomputed mean of published: ...`` for derived averages)."""
+    if cell.value is None:
+        return ""
+    prov = cell.extra.get("provenance")
+    if not prov:
+        return "measured"
+    how = f"recomputed {prov['recomputed']} of published" if prov.get("recomputed") else "published"
+    return f"{how}: {prov['citation']}"
 
 
 def to_png(table: Table, dpi: int = 120) -> bytes:
@@ -103,10 +124,22 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
     import matplotlib.pyplot as plt
     import numpy as np
 
+    # F1-scale columns only: contradiction rates, tokens and seconds are other units (the Pareto plot shows cost)
+    keep = [j for j, c in enumerate(table.columns) if c.rankable]
+    points = pareto_points(table)
+    from guard_eval.results.table import Table as _Table
+
+    table = _Table([table.columns[j] for j in keep], [(run, [cells[j] for j in keep]) for run, cells in table.rows],
+                   table.notes)  # fmt: skip
     cols = list(range(len(table.columns)))
     n_runs = len(table.rows)
     width = 0.8 / max(1, n_runs)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cols) + 2), 4.2), dpi=dpi)
+    if points:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(max(6.0, 0.9 * len(cols) + 2) + 5, 4.2), dpi=dpi,
+                                      gridspec_kw={"width_ratios": [max(6.0, 0.9 * len(cols) + 2), 5]})  # fmt: skip
+        _plot_pareto(ax2, points)
+    else:
+        fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cols) + 2), 4.2), dpi=dpi)
     for i, (run, cells) in enumerate(table.rows):
         x = np.array(cols) + (i - (n_runs - 1) / 2) * width
         values = np.array([c.value if c.value is not None else np.nan for c in cells])
@@ -118,6 +151,10 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
             if c.partial:  # an average over fewer benchmarks: hatched, as the table's asterisk
                 bar.set_hatch("//")
                 bar.set_alpha(0.6)
+            if "provenance" in c.extra:  # published, not measured: dotted and outlined, as the table's italics
+                bar.set_hatch("..")
+                bar.set_edgecolor("#333")
+                bar.set_alpha(0.55)
     ax.set_xticks(cols)
     ax.set_xticklabels(
         [("avg " + c.group) if c.kind == "average" else c.label for c in table.columns], rotation=30, ha="right"
@@ -127,6 +164,9 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
             ax.axvline(j - 0.5, color="#999", linewidth=0.8, linestyle=":")
     ax.set_ylim(0, 105)
     ax.set_ylabel("F1 / score (0-100)")
+    if any("provenance" in c.extra for _, cells in table.rows for c in cells):
+        ax.text(1.0, -0.32, "dotted bars: published numbers (not measured here); see the table's footnotes",
+                transform=ax.transAxes, ha="right", fontsize=7, color="#555")  # fmt: skip
     ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(4, n_runs), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -134,6 +174,36 @@ def to_png(table: Table, dpi: int = 120) -> bytes:
     fig.savefig(buf, format="png")
     plt.close(fig)
     return buf.getvalue()
+
+
+def pareto_points(table: Table) -> list[tuple[str, float, float, bool]]:
+    """(run, tokens/verdict, F1, on the Pareto front) for the runs with both: F1 is the row's first average
+    column (else its only benchmark); a run is on the front when no other has more F1 for fewer tokens."""
+    keys = [c.key for c in table.columns]
+    if "tokens" not in keys:
+        return []
+    f1_col = next((j for j, c in enumerate(table.columns) if c.kind == "average"),
+                  next((j for j, c in enumerate(table.columns) if c.kind == "benchmark"), None))  # fmt: skip
+    if f1_col is None:
+        return []
+    raw = [(run.name, cells[keys.index("tokens")].value, cells[f1_col].value) for run, cells in table.rows]
+    raw = [(n, t, f) for n, t, f in raw if t is not None and f is not None]
+    return [(n, t, f, not any(t2 <= t and f2 >= f and (t2, f2) != (t, f) for _, t2, f2 in raw)) for n, t, f in raw]
+
+
+def _plot_pareto(ax: Any, points: list[tuple[str, float, float, bool]]) -> None:
+    for name, tokens, f1, front in points:
+        ax.scatter([tokens], [f1], s=30, color="#1f6f3f" if front else "#999", zorder=3)
+        ax.annotate(name, (tokens, f1), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    front = sorted((t, f) for _, t, f, on in points if on)
+    if len(front) > 1:
+        ax.step([t for t, _ in front], [f for _, f in front], where="post", color="#1f6f3f", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("mean output tokens per verdict (log)")
+    ax.set_ylabel("F1 (first average column)")
+    ax.set_ylim(0, 105)
+    ax.set_title("F1 vs cost (green: Pareto front)", fontsize=9)
+    ax.grid(alpha=0.3)
 
 
 _CSS = """
@@ -144,7 +214,7 @@ th,td{border:1px solid #d0d0d5;padding:.35rem .6rem;text-align:right;white-space
 th{background:#f3f3f6;font-weight:600} th.group{text-align:center;background:#e8e8ef}
 td.name,th.name{text-align:left;font-weight:600} td.avg{background:#fafafc}
 td.best{font-weight:700;background:#e7f6ea} .ci{display:block;color:#777;font-size:.72rem;font-weight:400}
-td.flagged{background:#fdecea;color:#8a1f11}
+td.flagged{background:#fdecea;color:#8a1f11} td.published em{color:#4a4a6a} sup{font-size:.65rem;color:#777}
 ul.notes{color:#555;font-size:.8rem;padding-left:1.2rem} img.chart{max-width:100%;border:1px solid #eee;margin-top:.5rem}
 """
 
@@ -170,6 +240,11 @@ def to_html(table: Table, title: str = "guard-bench leaderboard", chart: bytes |
             classes = " ".join(x for x in ("best" if c.best else "", "avg" if col.kind != "benchmark" else "",
                                            "flagged" if c.flagged else "") if x)  # fmt: skip
             value = "–" if c.value is None else f"{c.value:.1f}{'*' if c.partial else ''}{'!' if c.flagged else ''}"
+            if c.value is not None and "provenance" in c.extra:
+                prov = c.extra["provenance"]
+                value = (f'<em class="published" title="{esc(_provenance_text(c))}">{esc(prov.get("printed") or value)}'
+                         f'</em><sup>{esc(_footnote(c))}</sup>')  # fmt: skip
+                classes += " published"
             ci = f'<span class="ci">{"[%.1f, %.1f]" % c.ci if c.ci else ""}{esc(_counts(c))}</span>' if c.value is not None else ""
             tds.append(f'<td class="{classes}">{value}{ci}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")

@@ -64,7 +64,11 @@ def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace ``path`` in one step (readers never see half a file), readable by all like every other output."""
+    """Replace ``path`` in one step (readers never see half a file), readable by all like every other output;
+    secret-looking keys are redacted (guard_eval.redact)."""
+    from guard_eval.redact import redact
+
+    data = redact(data)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -75,7 +79,8 @@ def write_json_atomic(path: Path, data: Any) -> None:
 def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple[dict, dict]:
     """Per-benchmark metrics and per-task weighted averages from sample records (``benchmark``, ``task``, ``gold``,
     ``pred``): the one place metrics of a run are computed."""
-    from guard_eval.metrics import binary_metrics, weighted_average
+    from guard_eval.consistency import contradicts
+    from guard_eval.metrics import binary_metrics, consistency_metrics, weighted_average
     from guard_eval.verdict import TaskType
 
     by_bench: dict[str, list[dict]] = defaultdict(list)
@@ -85,7 +90,11 @@ def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple
     for name, recs in by_bench.items():
         task = recs[0]["task"]
         m = binary_metrics([r["gold"] for r in recs], [r["pred"] for r in recs], task, bootstrap=bootstrap)
-        benchmarks[name] = {"task": task, **m.to_dict()}
+        benchmarks[name] = {"task": task, **m.to_dict(), **consistency_metrics([contradicts(r["output"]) if
+                            r.get("output") is not None else None for r in recs])}  # fmt: skip
+        tokens = [r["output_tokens"] for r in recs if r.get("output_tokens") is not None]
+        if tokens:
+            benchmarks[name]["mean_output_tokens"] = sum(tokens) / len(tokens)
     averages = {}
     for task in TaskType:
         group = {k: v for k, v in benchmarks.items() if v["task"] == task.value}

@@ -19,10 +19,15 @@ from guard_eval.verdict import TaskType
 
 @dataclass(frozen=True)
 class Column:
-    key: str  # a benchmark name, "avg:<task>" or "reasoning_quality"
+    key: str  # a benchmark name, "avg:<task>", "reasoning_quality", "contradiction_rate", "tokens", "seconds_per_1k"
     label: str
-    group: str  # a task type value, or "reasoning"
-    kind: str  # "benchmark", "average" or "quality"
+    group: str  # a task type value, "reasoning" or "cost"
+    kind: str  # "benchmark", "average", "quality", "consistency" or "cost"
+
+    @property
+    def rankable(self) -> bool:
+        """Higher is better: the best value is marked (consistency and cost columns are lower-is-better facts)."""
+        return self.kind in ("benchmark", "average", "quality")
 
 
 PARSE_FAILURE_THRESHOLD = 20.0  # percent of a cell's samples; above it the cell is flagged
@@ -75,9 +80,55 @@ def _cell(value, ci, results, partial: bool = False, threshold: float = PARSE_FA
     return Cell(value, ci, n, partial=partial, parse_failure_rate=rate, flags=flags)
 
 
+def _published(cell: Cell, provenance: dict | None, citations: dict[str, int]) -> Cell:
+    """Mark a cell as a number a paper printed (or one recomputed from printed numbers) with its footnote."""
+    if provenance and provenance.get("scoring"):  # measured, under another scoring rule
+        cell.extra["scoring"] = provenance["scoring"]
+    elif provenance:
+        cell.extra["provenance"] = provenance
+        cell.extra["footnote"] = citations.setdefault(provenance["citation"], len(citations) + 1)
+        cell.n = cell.parse_failure_rate = None
+        cell.flags = ()
+    return cell
+
+
+def _average_cell(run: Run, have: list, group_names: list[str], scheme: str, task: str, bootstrap: int, seed: int,
+                  threshold: float, citations: dict[str, int]) -> Cell:  # fmt: skip
+    from guard_eval.averaging import average
+
+    partial = len(have) < len(group_names)
+    if scheme == "published" and run.published:
+        printed = run.meta.get("printed_averages", {}).get(task)
+        if not printed:
+            return Cell()
+        return _published(Cell(printed["value"]), printed, citations)
+    if run.published:
+        cells = {r.name: (r.f1, r.n or None) for r in have}
+        try:
+            value = average(cells, "mean" if scheme == "mean" else "weighted")
+        except ValueError:  # a published cell without a known sample count cannot be weighted
+            return Cell(extra={"why": "no sample counts"})
+        sources = {r.provenance["citation"] for r in have}
+        prov = {"published": True, "citation": " / ".join(sorted(sources)), "recomputed": scheme,
+                "note": f"{scheme} average recomputed here from the printed cells"}  # fmt: skip
+        return _published(Cell(value, partial=partial), prov, citations)
+    if scheme == "mean":
+        value = sum(r.f1 for r in have) / len(have)
+        return _cell(value, None, have, partial, threshold)
+    value = weighted_average({r.name: {"n": r.n, "f1": r.f1} for r in have}, "f1")
+    return _cell(value, weighted_f1_ci(have, bootstrap, seed=seed), have, partial, threshold)
+
+
 def build_table(
-    runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0, parse_failure_threshold: float = PARSE_FAILURE_THRESHOLD
+    runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0, parse_failure_threshold: float = PARSE_FAILURE_THRESHOLD,
+    average: str = "weighted",
 ) -> Table:
+    """``average``: ``weighted`` (by sample count, GuardReasoner's), ``mean`` (unweighted) or ``published`` (the
+    average each paper printed, for published rows; measured rows are weighted): guard_eval.averaging."""
+    from guard_eval.averaging import AVERAGE_LABELS, AVERAGES
+
+    if average not in AVERAGES:
+        raise ValueError(f"--average must be one of {', '.join(AVERAGES)}, got {average!r}")
     if not runs:
         raise ValueError("no runs to tabulate")
     order = _benchmark_order()
@@ -93,9 +144,16 @@ def build_table(
         names = sorted((n for n, t in tasks.items() if t == task.value), key=lambda n: (order.get(n, len(order)), n))
         columns += [Column(n, n, task.value, "benchmark") for n in names]
         if len(names) > 1:
-            columns.append(Column(f"avg:{task.value}", "weighted avg", task.value, "average"))
+            columns.append(Column(f"avg:{task.value}", AVERAGE_LABELS[average], task.value, "average"))
     if any(run.reasoning_quality is not None for run in runs):
         columns.append(Column("reasoning_quality", "reasoning quality", "reasoning", "quality"))
+    if any(r.consistency_checked for run in runs for r in run.benchmarks.values()):
+        columns.append(Column("contradiction_rate", "contradictions %", "reasoning", "consistency"))
+    if any(r.mean_output_tokens is not None for run in runs for r in run.benchmarks.values()):
+        columns.append(Column("tokens", "tokens/verdict", "cost", "cost"))
+    if any(run.seconds_per_1k is not None for run in runs):
+        columns.append(Column("seconds_per_1k", "s/1k items", "cost", "cost"))
+    citations: dict[str, int] = {}
 
     rows = []
     for run in runs:
@@ -103,22 +161,35 @@ def build_table(
         for col in columns:
             if col.kind == "benchmark":
                 r = run.benchmarks.get(col.key)
-                cells.append(_cell(r.f1, r.f1_ci, [r], threshold=parse_failure_threshold) if r else Cell())
+                cell = _cell(r.f1, r.f1_ci, [r], threshold=parse_failure_threshold) if r else Cell()
+                cells.append(_published(cell, r.provenance if r else None, citations))
             elif col.kind == "average":
                 group_names = [c.key for c in columns if c.group == col.group and c.kind == "benchmark"]
                 have = [run.benchmarks[n] for n in group_names if n in run.benchmarks]
                 if not have:
                     cells.append(Cell())
                     continue
-                value = weighted_average({r.name: {"n": r.n, "f1": r.f1} for r in have}, "f1")
-                ci = weighted_f1_ci(have, bootstrap, seed=seed)
-                cells.append(_cell(value, ci, have, len(have) < len(group_names), parse_failure_threshold))
+                cells.append(_average_cell(run, have, group_names, average, col.group, bootstrap, seed,
+                                           parse_failure_threshold, citations))  # fmt: skip
+            elif col.kind == "consistency":
+                checked = [r for r in run.benchmarks.values() if r.consistency_checked]
+                n = sum(r.consistency_checked for r in checked)
+                value = sum(r.contradiction_rate * r.consistency_checked for r in checked) / n if n else None
+                cells.append(Cell(value, n=n or None))
+            elif col.key == "tokens":
+                have = [r for r in run.benchmarks.values() if r.mean_output_tokens is not None]
+                n = sum(r.n for r in have)
+                cells.append(Cell(sum(r.mean_output_tokens * r.n for r in have) / n if n else None, n=n or None))
+            elif col.key == "seconds_per_1k":
+                cells.append(Cell(run.seconds_per_1k, extra={"device": run.device} if run.device else {}))
             else:
                 cells.append(
                     Cell(run.reasoning_quality, run.reasoning_quality_ci, len(run.reasoning_scores or []) or None)
                 )
         rows.append((run, cells))
     for j in range(len(columns)):
+        if not columns[j].rankable:
+            continue
         eligible = [c for _, cells in rows if (c := cells[j]).value is not None and not c.partial and not c.flagged]
         if len(eligible) > 1:
             top = max(c.value for c in eligible)
@@ -140,4 +211,22 @@ def build_table(
             }
         )
         notes.append(f"reasoning quality: mean judge score 0-100 ({', '.join(judges)}; docs/judging.md)")
+    if any(col.kind == "consistency" for col in columns):
+        notes.append("contradictions %: share of traces with an explicit in-reasoning conclusion that the final Answers "
+                     "block contradicts (n = traces with such a conclusion; guard_eval/consistency.py)")  # fmt: skip
+    if any(col.kind == "cost" for col in columns):
+        devices = sorted({run.device for run in runs if run.device and run.seconds_per_1k is not None})
+        notes.append("tokens/verdict: mean generated tokens per output; s/1k items: measured generation seconds per "
+                     f"1000 items" + (f" (device: {', '.join(devices)})" if devices else ""))  # fmt: skip
+    if any(col.kind == "average" for col in columns):
+        notes.append({"weighted": "averages weighted by sample count (GuardReasoner's scheme; published cells weighted "
+                                  "by the test-set sizes the paper used)",
+                      "mean": "averages are unweighted means of the benchmark cells",
+                      "published": "averages as each paper printed them (published rows); measured rows weighted by "
+                                   "sample count"}[average])  # fmt: skip
+    if any(c.extra.get("why") == "no sample counts" for _, cells in rows for c in cells):
+        notes.append("– as the weighted average of a published row: the paper does not give the sample count of some "
+                     "of its cells (use --average mean or published)")  # fmt: skip
+    for citation, k in citations.items():
+        notes.append(f"[{k}] published, not measured here: {citation}")
     return Table(columns, rows, notes)
