@@ -33,19 +33,19 @@ prepare() {  # on the CPU machine
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/p1/whl "$p"
   done
-  tar -C "${GUARD_DATA_SRC:-../shared/data}" -czf .gpu/p1/data.tgz guardreasoner/benchmark guardreasoner/test jbb
+  tar -C "${GUARD_DATA_SRC:-../shared/data}" -czf .gpu/p2/data.tgz guardreasoner/benchmark guardreasoner/test jbb
   du -sh .gpu/p1 .gpu/p2
 }
 
 setup() {  # device call 1
   mkdir -p $W /tmp/data && cp .gpu/p1/part-* $W/
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/p1/whl/*.whl
-  tar -C /tmp/data -xzf .gpu/p1/data.tgz
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   python3 -c "import torch, transformers, trl, peft, datasets, pyarrow; print(torch.__version__, torch.cuda.device_count(), transformers.__version__, trl.__version__, peft.__version__, datasets.__version__, pyarrow.__version__)"
 }
 
 start() {  # device call 2: join, verify, materialise the model, start the pipeline in its own session
+  mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p2/data.tgz  # the data travels with part 2 (64 MiB a call)
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
@@ -56,6 +56,7 @@ start() {  # device call 2: join, verify, materialise the model, start the pipel
 }
 
 start_recipes() {  # device call 2 for issue 18: join, verify, pull, merge the shipped SFT adapter, start the recipes
+  mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p2/data.tgz  # the data travels with part 2 (64 MiB a call)
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2

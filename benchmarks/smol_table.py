@@ -29,6 +29,34 @@ def mcnemar(a: list[bool], b: list[bool]) -> tuple[int, int, float]:
     return only_a, only_b, p
 
 
+def weighted_f1_delta(ref: dict, other: dict, benchmarks: list[str], resamples: int = 2000, seed: int = 0):
+    """Paired bootstrap of the sample-weighted F1 over all ``benchmarks`` (other - ref): items are resampled within
+    each benchmark, the same draw for both models. Returns (delta, (lo, hi), two-sided p)."""
+    import numpy as np
+
+    from guard_eval.metrics import _f1_from_counts, resolve_predictions
+    from guard_eval.verdict import TaskType
+
+    rng = np.random.default_rng(seed)
+    total = np.zeros(resamples + 1)
+    n_all = 0
+    for b in benchmarks:
+        keys = [k for k in ref if k[0] == b and k in other]
+        task = ref[keys[0]]["task"]
+        gold = [ref[k]["gold"] for k in keys]
+        y = np.array([g == TaskType(task).positive for g in gold])
+        preds = [resolve_predictions(gold, [m[k]["pred"] for k in keys], task) for m in (ref, other)]
+        idx = np.vstack([np.arange(len(keys)), rng.integers(0, len(keys), size=(resamples, len(keys)))])
+        t = y[idx]
+        f1 = [_f1_from_counts((t & p[idx]).sum(1), (~t & p[idx]).sum(1), (t & ~p[idx]).sum(1)) for p in preds]
+        total += len(keys) * (f1[1] - f1[0])
+        n_all += len(keys)
+    delta = total / n_all
+    lo, hi = np.quantile(delta[1:], [0.025, 0.975])
+    p = min(1.0, 2 * min((delta[1:] <= 0).mean(), (delta[1:] >= 0).mean()))
+    return float(delta[0]), (float(lo), float(hi)), float(p)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="NAME=RUN_DIR")
@@ -46,7 +74,7 @@ def main() -> None:
     benchmarks = list(results[args.reference]["benchmarks"])
 
     head = ["model", *benchmarks, "prompt avg", "response avg", "refusal", "parse fail %", "mean tokens", "RQ",
-            f"McNemar vs {args.reference}"]  # fmt: skip
+            f"McNemar vs {args.reference}", f"Δ weighted F1 vs {args.reference} [95% CI], p"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ref = keyed[args.reference]
     for name, res in results.items():
@@ -65,13 +93,15 @@ def main() -> None:
         rq = res.get("reasoning_quality", {}).get("total")
         cells.append(f"{rq:.1f}" if rq is not None else "")
         if name == args.reference:
-            cells.append("—")
+            cells += ["—", "—"]
         else:
             keys = [k for k in ref if k in keyed[name]]
             a_only, b_only, p = mcnemar([ref[k]["correct"] for k in keys], [keyed[name][k]["correct"] for k in keys])
             acc_ref = 100 * sum(ref[k]["correct"] for k in keys) / len(keys)
             acc = 100 * sum(keyed[name][k]["correct"] for k in keys) / len(keys)
             cells.append(f"acc {acc_ref:.1f}→{acc:.1f}, {a_only}/{b_only}, p={p:.2g}")
+            d, (lo, hi), p = weighted_f1_delta(ref, keyed[name], benchmarks)
+            cells.append(f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}], p={p:.2g}" if p else f"{d:+.1f} [{lo:+.1f}, {hi:+.1f}], p<0.001")
         lines.append("| " + " | ".join(cells) + " |")
     print("\n".join(lines))
 
