@@ -14,7 +14,8 @@ def build_parser(program: str = PROGRAM, description: str = "Evaluate reasoning 
 
     parser = argparse.ArgumentParser(prog=program, description=description)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    get_plugin_manager().collect("guard_register_commands", program=program, subparsers=subparsers)
+    pm = get_plugin_manager()
+    pm.collect(pm.hook.guard_register_commands, program=program, subparsers=subparsers)
     return parser
 
 

@@ -22,9 +22,9 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     from guard_eval.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    owners = pm.owners("guard_register_benchmarks")
+    owners = pm.owners(pm.hook.guard_register_benchmarks)
     rows = []
-    for name, b in sorted(pm.registry("guard_register_benchmarks").items(), key=lambda kv: (kv[1].task.value, kv[0])):
+    for name, b in sorted(pm.registry(pm.hook.guard_register_benchmarks).items(), key=lambda kv: (kv[1].task.value, kv[0])):
         if args.count:
             try:
                 count = str(len(b.load(args.data_dir, source="local")))
@@ -155,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
     import shutil
 
-    from guard_eval.default_judges import parse_options
+    from guard_eval.options import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
     from guard_eval.runner import EvalRun, resolve_benchmarks

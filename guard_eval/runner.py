@@ -35,9 +35,9 @@ class ResumeMismatchError(RuntimeError):
 def resolve_benchmarks(names: Iterable[str]) -> list[Benchmark]:
     """Benchmark objects for names or suite names (``guardreasoner``, ``demo``, ``prompt``, ...)."""
     from guard_eval.default_benchmarks import SUITES
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    known = registry("guard_register_benchmarks")
+    known = plugins.benchmarks()
     out: list[Benchmark] = []
     for name in names:
         for n in SUITES.get(name, (name,)):

@@ -79,9 +79,9 @@ def run(cfg: GrpoConfig) -> str:
         trainer = GRPOTrainer(model=policy, reward_funcs=funcs, args=args, train_dataset=Dataset.from_list(rows),
                               processing_class=load_tokenizer(model), peft_config=peft_config)  # fmt: skip
         trainer.train()
-    from guard_eval.plugins import get_plugin_manager
+    from guard_train.rewards import reward_owners
 
-    owners = get_plugin_manager().owners("guard_register_rewards")
+    owners = reward_owners()
     data = {"benchmarks": cfg.benchmarks, "n": len(rows), "hash": data_hash(rows)}
     return save(trainer, cfg, "grpo", model, data, m.metrics(trainer),
                 reward_plugins={name: owners.get(name, "?") for name in cfg.rewards})  # fmt: skip

@@ -116,9 +116,9 @@ def summarize_logs(paths: list[str | os.PathLike], bootstrap: int = 1000) -> dic
 
 
 def _benchmark_order() -> list[str]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return list(registry("guard_register_benchmarks"))
+    return list(plugins.benchmarks())
 
 
 def render_markdown(summary: dict[str, Any]) -> str:

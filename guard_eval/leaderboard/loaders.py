@@ -30,9 +30,9 @@ class RunFormatError(ValueError):
 
 
 def _known_benchmarks() -> dict[str, str]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return {name: b.task.value for name, b in registry("guard_register_benchmarks").items()}
+    return {name: b.task.value for name, b in plugins.benchmarks().items()}
 
 
 def benchmark_name(task_name: str, known: dict[str, str]) -> str:
@@ -268,9 +268,9 @@ def load_baseline(name: str, data_dir: str | None = None) -> list[Run]:
 
 
 def _jbb_baseline(data_dir: str | None) -> list[Run]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    bench = registry("guard_register_benchmarks")["jbb_response"]
+    bench = plugins.benchmarks()["jbb_response"]
     samples = bench.load(data_dir, source="local")
     runs = []
     for judge in JBB_JUDGES:

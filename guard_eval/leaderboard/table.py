@@ -50,9 +50,9 @@ class Table:
 
 
 def _benchmark_order() -> dict[str, int]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return {name: i for i, name in enumerate(registry("guard_register_benchmarks"))}
+    return {name: i for i, name in enumerate(plugins.benchmarks())}
 
 
 def build_table(runs: Sequence[Run], bootstrap: int = 1000, seed: int = 0) -> Table:
