@@ -18,12 +18,7 @@ from __future__ import annotations
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import (
-    ChatMessage,
-    ChatMessageSystem,
-    ChatMessageUser,
-    GenerateConfig,
-)
+from inspect_ai.model import ChatMessage, GenerateConfig
 from inspect_ai.solver import generate
 
 from guard_eval import benchmarks as gb
@@ -32,15 +27,13 @@ from guard_eval.prompting import PROMPT_VARIANTS, build_prompt
 
 # Long enough for GuardReasoner's step-by-step reasoning; `--max-tokens` overrides it.
 MAX_TOKENS = 1024
-_ROLES = {"system": ChatMessageSystem, "user": ChatMessageUser}
 
 
 def inspect_sample(sample: gb.Sample, prompt_variant: str = "chat") -> Sample:
     """An Inspect sample carrying guard-eval's prompt, the gold label as target, and the metadata scorers read."""
-    prompt = build_prompt(sample.prompt, sample.response, prompt_variant)  # type: ignore[arg-type]
-    messages: str | list[ChatMessage] = (
-        prompt if isinstance(prompt, str) else [_ROLES[m["role"]](content=m["content"]) for m in prompt]
-    )
+    from guard_eval.generation.inspect_backend import chat_messages
+
+    messages: str | list[ChatMessage] = chat_messages(build_prompt(sample.prompt, sample.response, prompt_variant))  # type: ignore[arg-type]
     metadata = {
         **sample.metadata,
         "benchmark": sample.benchmark,
@@ -71,9 +64,9 @@ def guard_task(
     benchmark: str, data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> Task:
     """The Inspect task of one registered benchmark: generate, then :func:`guard_scorer`."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    bench = registry("guard_register_benchmarks").get(benchmark)
+    bench = plugins.benchmarks().get(benchmark)
     if bench is None:
         raise KeyError(f"unknown benchmark {benchmark!r}; see `guard-eval benchmarks`")
     return Task(

@@ -29,12 +29,12 @@ _HUMAN = "Human user:\n"
 
 def trace_input(row: dict[str, Any], task: str, gold: str, where: str) -> JudgeInput:
     """A JudgeInput from a released ``generated_predictions.jsonl`` row (instruction + input in ``prompt``)."""
-    from guard_eval.benchmarks import split_guardreasoner_input
+    from guard_eval.prompting import parse_input
 
     text = row.get("prompt", "")
     if _HUMAN not in text or "predict" not in row:
         raise ValueError(f"{where}: expected fields prompt (with 'Human user:') and predict, got {sorted(row)}")
-    prompt, response = split_guardreasoner_input(text[text.index(_HUMAN) :])
+    prompt, response = parse_input(text)
     return JudgeInput(prompt, response, row["predict"], task, gold)
 
 
@@ -43,14 +43,14 @@ def load_reference_traces(
 ) -> dict[str, list[JudgeInput]]:
     """``{benchmark: [JudgeInput...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
     from guard_eval.benchmarks import read_rows, resolve_data_dir
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
     from guard_eval.verdict import normalize_label
 
     root = resolve_data_dir(data_dir)
     if root is None:
         raise FileNotFoundError("no data directory: pass --data-dir or set $GUARD_DATA_DIR")
     out: dict[str, list[JudgeInput]] = {}
-    for name, bench in sorted(registry("guard_register_benchmarks").items()):
+    for name, bench in sorted(plugins.benchmarks().items()):
         rel = bench.reference_predictions.get(model)
         if not rel:
             continue
