@@ -40,6 +40,13 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lm_eval_path(args: argparse.Namespace) -> int:
+    from guard_eval.lm_eval_tasks import lm_eval_path
+
+    print(lm_eval_path())
+    return 0
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from guard_eval.plugins import get_plugin_manager
 
@@ -245,6 +252,10 @@ def guard_register_commands(program, subparsers):
     add_data_options(p)
     p.add_argument("--count", action="store_true", help="load each local file and count its samples")
     p.set_defaults(func=cmd_benchmarks)
+
+    p = subparsers.add_parser("lm-eval-path", help="print the lm-eval task folder (lm_eval --include_path "
+                              "$(guard-eval lm-eval-path) --tasks guard_demo ...)")  # fmt: skip
+    p.set_defaults(func=cmd_lm_eval_path)
 
     p = subparsers.add_parser("plugins", help="list loaded plugins, what they provide, and plugin errors")
     p.add_argument("--json", action="store_true")

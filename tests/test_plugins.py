@@ -108,7 +108,7 @@ def test_trace_env_var_prints_hook_calls(monkeypatch, capsys):
     assert "guard_register_backends <- guard_eval.default_backends" in capsys.readouterr().err
 
 
-HOOKS = sorted(h for h in dir(get_plugin_manager().hook) if h.startswith("guard_"))
+HOOKS = sorted(h for h in dir(make_plugin_manager().hook) if h.startswith("guard_"))
 
 
 def test_every_hook_is_documented():
