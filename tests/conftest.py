@@ -85,3 +85,23 @@ def _fresh_plugin_manager():
     get_plugin_manager.cache_clear()
     yield
     get_plugin_manager.cache_clear()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The `slow` marker: `pytest -m "not slow"` is the quick loop, so a test over SLOW_SECONDS must carry it
+# ---------------------------------------------------------------------------------------------------------------------
+
+SLOW_SECONDS = 5.0
+_unmarked_slow: list[tuple[str, float]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.duration > SLOW_SECONDS and "slow" not in report.keywords:
+        _unmarked_slow.append((report.nodeid, report.duration))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _unmarked_slow:
+        terminalreporter.section("tests over %.0f s without the slow marker" % SLOW_SECONDS)
+        for nodeid, seconds in sorted(_unmarked_slow, key=lambda x: -x[1]):
+            terminalreporter.write_line(f"{seconds:6.1f}s  {nodeid}")

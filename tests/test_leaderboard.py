@@ -218,7 +218,6 @@ def _mock(text):
     return out
 
 
-@pytest.mark.slow
 def test_inspect_logs(tmp_path, runs):
     """A log written by Inspect itself, with a label scorer carrying the metadata contract and reasoning_quality."""
     from inspect_ai import Task, eval
