@@ -194,10 +194,10 @@ def _write_synthetic_refusal_data(root: Path) -> None:
 
 def test_suite_group_is_the_sample_weighted_average_from_the_data_dir(tmp_path):
     """guard_suite_refusal averages its tasks by size; the data dir comes from --metadata, not from the cwd."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
     _write_synthetic_refusal_data(tmp_path)
-    known = registry("guard_register_benchmarks")
+    known = plugins.benchmarks()
     samples = {n: known[n].load(tmp_path) for n in ("xstest_refusal", "wildguard_refusal")}
     assert [len(s) for s in samples.values()] == [5, 7]  # the unlabeled WildGuard row is skipped
     outputs = {k: v for s in samples.values() for k, v in fixed_outputs(s).items()}
@@ -252,9 +252,9 @@ def test_jbb_response_scores_a_jbb_judge_identically_in_both_harnesses(data_dir,
     from inspect_ai import eval as inspect_eval
 
     from guard_eval.inspect_tasks.tasks import jbb_response
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    samples = registry("guard_register_benchmarks")["jbb_response"].load(data_dir)
+    samples = plugins.benchmarks()["jbb_response"].load(data_dir)
     assert len(samples) == 300
     verdict = {"1": "harmful", "0": "unharmful"}
     outputs = {build_prompt(s.prompt, s.response, "raw"):

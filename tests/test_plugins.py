@@ -35,6 +35,10 @@ def guard_register_benchmarks():
 """
 
 
+def benchmarks_of(pm):
+    return pm.registry(pm.hook.guard_register_benchmarks)
+
+
 @pytest.fixture
 def site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -64,7 +68,7 @@ def test_entry_point_plugin_is_discovered_and_used(site, capsys):
     install_fake_distribution(site, "guard_fake_plugin", GOOD_PLUGIN)
     pm = make_plugin_manager()
     assert pm.sources["guard_fake_plugin"] == "entry point of guard_fake_plugin 0.1"
-    bench = pm.registry("guard_register_benchmarks")["my_bench"]
+    bench = pm.registry(pm.hook.guard_register_benchmarks)["my_bench"]
     assert len(bench.load()) == 24
     assert main(["plugins"]) == 0
     assert "guard_fake_plugin  (entry point of guard_fake_plugin 0.1)" in capsys.readouterr().out
@@ -78,7 +82,7 @@ def test_broken_plugin_is_named_and_the_others_keep_working(site, capsys):
     )  # fmt: skip
     pm = make_plugin_manager()
     errors = {(e.plugin, e.where) for e in pm.errors}
-    benches = pm.registry("guard_register_benchmarks")
+    benches = pm.registry(pm.hook.guard_register_benchmarks)
     assert "toxicchat" in benches  # built-ins unaffected
     errors |= {(e.plugin, e.where) for e in pm.errors}
     assert ("guard_broken_import", "import") in errors
@@ -91,20 +95,21 @@ def test_broken_plugin_is_named_and_the_others_keep_working(site, capsys):
 def test_duplicate_names_are_an_error_naming_both_plugins(site):
     install_fake_distribution(site, "guard_dupe", GOOD_PLUGIN.replace('"my_bench"', '"toxicchat"'))
     with pytest.raises(ValueError, match="'toxicchat' is registered by both 'guard_eval.default_benchmarks' and 'guard_dupe'"):
-        make_plugin_manager().registry("guard_register_benchmarks")
+        benchmarks_of(make_plugin_manager())
 
 
 def test_load_plugins_env_var_limits_entry_points(site, monkeypatch):
     install_fake_distribution(site, "guard_fake_plugin", GOOD_PLUGIN)
     monkeypatch.setenv("GUARD_BENCH_LOAD_PLUGINS", "")
-    assert "my_bench" not in make_plugin_manager().registry("guard_register_benchmarks")
+    assert "my_bench" not in benchmarks_of(make_plugin_manager())
     monkeypatch.setenv("GUARD_BENCH_LOAD_PLUGINS", "guard_fake_plugin")
-    assert "my_bench" in make_plugin_manager().registry("guard_register_benchmarks")
+    assert "my_bench" in benchmarks_of(make_plugin_manager())
 
 
 def test_trace_env_var_prints_hook_calls(monkeypatch, capsys):
     monkeypatch.setenv("GUARD_BENCH_TRACE_PLUGINS", "1")
-    make_plugin_manager(load_entry_points=False).registry("guard_register_backends")
+    pm = make_plugin_manager(load_entry_points=False)
+    pm.registry(pm.hook.guard_register_backends)
     assert "guard_register_backends <- guard_eval.default_backends" in capsys.readouterr().err
 
 
