@@ -112,6 +112,8 @@ class ExperimentConfig:
                                   f"registered: {', '.join(sorted(methods))}")  # fmt: skip
             cls = methods[step.method].config_cls
             if step.config is not None:
+                if not Path(step.config).is_file():
+                    raise ConfigError(f"{where}: {stage}: config: file not found: {step.config}")
                 _check_keys(cls, read_yaml(step.config), f"{where}: {stage}: config {step.config}")
             if dataclasses.is_dataclass(cls):
                 _check_keys(cls, step.overrides, f"{where}: {stage}: overrides")
