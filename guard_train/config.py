@@ -196,7 +196,8 @@ def _is_text(hint: Any) -> bool:
     return hint is str or set(typing.get_args(hint)) == {str, type(None)}
 
 
-def _check_keys(cls: type, raw: Mapping[str, Any], where: str) -> None:
+def check_keys(cls: type, raw: Mapping[str, Any], where: str) -> None:
+    """Every key of ``raw`` is a field of ``cls``; else an error naming ``where``, the key and its nearest field."""
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
@@ -213,7 +214,7 @@ def build_config(cls: type, raw: Any, where: str):
     """
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__} {raw!r}")
-    _check_keys(cls, raw, where)
+    check_keys(cls, raw, where)
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
     if missing:
@@ -242,8 +243,8 @@ def load_config(cls: type, path: str | Path | None = None, overrides: Mapping[st
     """
     raw = read_yaml(path) if path else {}
     extra = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides, cls)
-    _check_keys(cls, raw, str(path))
-    _check_keys(cls, extra, "command line")
+    check_keys(cls, raw, str(path))
+    check_keys(cls, extra, "command line")
     merged = dict(raw)
     for key, value in extra.items():  # a dotted override (rewards.x=1) sets one entry of the file's mapping
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from guard_eval.hookspecs import hookimpl
 
 STAGE_FILE = "stage.json"
@@ -88,7 +87,7 @@ class ExperimentConfig:
 
         from guard_eval import plugins
         from guard_eval.runner import resolve_benchmarks
-        from guard_train.config import ConfigError, _check_keys, read_yaml
+        from guard_train.config import ConfigError, check_keys, read_yaml
         from guard_train.methods import training_methods
 
         where = getattr(self, "source", "experiment config")
@@ -114,9 +113,9 @@ class ExperimentConfig:
             if step.config is not None:
                 if not Path(step.config).is_file():
                     raise ConfigError(f"{where}: {stage}: config: file not found: {step.config}")
-                _check_keys(cls, read_yaml(step.config), f"{where}: {stage}: config {step.config}")
+                check_keys(cls, read_yaml(step.config), f"{where}: {stage}: config {step.config}")
             if dataclasses.is_dataclass(cls):
-                _check_keys(cls, step.overrides, f"{where}: {stage}: overrides")
+                check_keys(cls, step.overrides, f"{where}: {stage}: overrides")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
