@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from guard_eval.prompting import split_guardreasoner_input
 from guard_eval.verdict import TaskType, normalize_label
 
 DATA_DIR_ENV = "GUARD_DATA_DIR"
@@ -218,16 +219,6 @@ def _require(row: Any, *keys: str) -> None:
     missing = [k for k in keys if k not in row]
     if missing:
         raise KeyError(f"missing field(s) {missing}; has {sorted(row)}")
-
-
-def split_guardreasoner_input(text: str) -> tuple[str, str | None]:
-    """``"Human user:\\n<p>\\n\\nAI assistant:\\n<r>\\n\\n"`` -> ``(p, r)``, with ``None`` for a ``None`` response."""
-    head, sep, response = text.rpartition("\n\nAI assistant:\n")
-    if not sep or not head.startswith("Human user:\n"):
-        raise ValueError("input is not 'Human user:\\n...\\n\\nAI assistant:\\n...'")
-    prompt = head[len("Human user:\n") :]
-    response = response.removesuffix("\n\n")
-    return prompt, None if response.strip() == "None" else response
 
 
 def read_guardreasoner(rows, task):

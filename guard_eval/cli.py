@@ -20,7 +20,8 @@ def build_parser(program: str = PROGRAM, description: str = "Evaluate reasoning 
     except PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
         parser.add_argument("--version", action="version", version="%(prog)s (not installed)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    get_plugin_manager().collect("guard_register_commands", program=program, subparsers=subparsers)
+    pm = get_plugin_manager()
+    pm.collect(pm.hook.guard_register_commands, program=program, subparsers=subparsers)
     return parser
 
 

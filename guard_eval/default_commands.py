@@ -18,9 +18,9 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     from guard_eval.plugins import get_plugin_manager
 
     pm = get_plugin_manager()
-    owners = pm.owners("guard_register_benchmarks")
+    owners = pm.owners(pm.hook.guard_register_benchmarks)
     rows = []
-    for name, b in sorted(pm.registry("guard_register_benchmarks").items(), key=lambda kv: (kv[1].task.value, kv[0])):
+    for name, b in sorted(pm.registry(pm.hook.guard_register_benchmarks).items(), key=lambda kv: (kv[1].task.value, kv[0])):
         if args.count:
             try:
                 count = str(len(b.load(args.data_dir, source="local")))
@@ -35,6 +35,13 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
     root = resolve_data_dir(args.data_dir)
     print(f"\ndata dir: {root or 'none found (pass --data-dir or set $GUARD_DATA_DIR)'}")
     print("\nsuites: " + "; ".join(f"{k} ({len(v)})" for k, v in SUITES.items()))
+    return 0
+
+
+def cmd_lm_eval_path(args: argparse.Namespace) -> int:
+    from guard_eval.lm_eval_tasks import lm_eval_path
+
+    print(lm_eval_path())
     return 0
 
 
@@ -182,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import os
 
     from guard_eval.benchmarks import resolve_data_dir
-    from guard_eval.default_judges import parse_options
+    from guard_eval.options import parse_options
     from guard_eval.generation import GenerationConfig, get_backend
     from guard_eval.modeling import checkpoint_metadata
     from guard_eval.selection import resolve_benchmarks
@@ -281,6 +288,10 @@ def guard_register_commands(program, subparsers):
     add_data_options(p)
     p.add_argument("--count", action="store_true", help="load each local file and count its samples")
     p.set_defaults(func=cmd_benchmarks)
+
+    p = subparsers.add_parser("lm-eval-path", help="print the lm-eval task folder (lm_eval --include_path "
+                              "$(guard-eval lm-eval-path) --tasks guard_demo ...)")  # fmt: skip
+    p.set_defaults(func=cmd_lm_eval_path)
 
     p = subparsers.add_parser("plugins", help="list loaded plugins, what they provide, and plugin errors")
     p.add_argument("--json", action="store_true")

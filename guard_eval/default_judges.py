@@ -7,6 +7,7 @@ from typing import Any
 
 from guard_eval.hookspecs import hookimpl
 from guard_eval.judging import JudgeSpec
+from guard_eval.options import parse_options
 
 
 def _heuristic(**options: Any):
@@ -19,22 +20,6 @@ def _llm(**options: Any):
     from guard_eval.judging.llm import LLMJudge
 
     return LLMJudge(**options)
-
-
-def parse_options(pairs: list[str] | None, flag: str = "--judge-option") -> dict[str, Any]:
-    """``["model=openai/gpt-4o-mini", "retries=3"]`` -> options; values are JSON when they parse, else strings."""
-    import json
-
-    options: dict[str, Any] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{flag} takes KEY=VALUE, got {pair!r}")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
 
 
 def cmd_judge(args) -> int:

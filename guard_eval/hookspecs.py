@@ -1,19 +1,20 @@
 """Hook specifications: everything guard-bench can be extended with.
 
 Registration hooks return a list; the host flattens the lists of all plugins, and a name registered twice is an
-error naming both plugins. Built-ins are plugins too (``guard_eval.plugins.DEFAULT_PLUGINS``); third-party plugins are
-found through the ``guard_bench`` entry-point group::
+error naming both plugins. Built-ins are plugins too (``guard_eval.plugins.DEFAULT_PLUGINS``); other plugins, guard_train's
+built-ins included, are found through the ``guard_bench`` entry-point group::
 
     # pyproject.toml of a plugin package
     [project.entry-points.guard_bench]
     my_plugin = "my_package.plugin"      # a module with @hookimpl functions
 
-Each object a hook returns has a unique ``name`` attribute.
+Each object a hook returns has a unique ``name`` attribute. guard_train's hooks (rewards, training methods) live in
+:mod:`guard_train.hookspecs`, added through ``guard_add_hookspecs``.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -22,11 +23,27 @@ if TYPE_CHECKING:
 
     from guard_eval.benchmarks import Benchmark
     from guard_eval.generation import BackendSpec
+    from guard_eval.judging import JudgeSpec
     from guard_eval.model_sources import ModelSource
 
 PROJECT = "guard_bench"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Plugin manager
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@hookspec(historic=True)
+def guard_add_hookspecs(pluginmanager: pluggy.PluginManager) -> None:
+    """Add a plugin package's own hook specifications (pytest's ``pytest_addhooks``).
+
+    Called once for every plugin, when it is registered.
+
+    :param pluginmanager: the guard-bench plugin manager; call ``pluginmanager.add_hookspecs(module)``.
+    """
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -63,44 +80,12 @@ def guard_register_model_sources() -> list[ModelSource]:
 
 
 @hookspec
-def guard_register_judges() -> list[Any]:
+def guard_register_judges() -> list[JudgeSpec]:
     """Register reasoning-quality judges.
 
     :return: :class:`guard_eval.judging.JudgeSpec` objects: a ``name`` and a factory building a judge whose
         ``score`` method turns traces into 0-100 scores with the four rubric components (correctness, coherence,
         relevance, specificity).
-    """
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Training
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@hookspec
-def guard_register_rewards() -> list[Any]:
-    """Register reward functions for GRPO and preference-pair scoring.
-
-    :return: :class:`guard_train.rewards.Reward` objects wrapping a TRL-style callable
-        ``(prompts, completions, **columns) -> list[float | None]``.
-    """
-
-
-@hookspec
-def guard_register_pair_strategies() -> list[Any]:
-    """Register preference-pair strategies (``guard-train prefs``'s ``strategy``).
-
-    :return: :class:`guard_train.pairs.PairStrategy` objects: a ``name`` and ``select(samples, min_margin=...,
-        **options)`` returning ``(chosen, rejected)`` index pairs into one prompt's scored samples.
-    """
-
-
-@hookspec
-def guard_register_training_methods() -> list[Any]:
-    """Register training methods (``guard-train <name> --config FILE``).
-
-    :return: :class:`guard_train.methods.TrainingMethod` objects: a ``name``, a config dataclass whose field
-        metadata ``help`` is the CLI help, and a ``run(config)`` function.
     """
 
 

@@ -49,9 +49,9 @@ def cache_dir() -> Path:
 
 
 def sources() -> dict[str, ModelSource]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return registry("guard_register_model_sources")
+    return plugins.model_sources()
 
 
 def sha256(path: Path) -> str:

@@ -28,6 +28,41 @@ def format_input(prompt: str, response: str | None) -> str:
     return f"Human user:\n{prompt}\n\nAI assistant:\n{response if response is not None else 'None'}\n\n"
 
 
+def split_guardreasoner_input(text: str) -> tuple[str, str | None]:
+    """``"Human user:\\n<p>\\n\\nAI assistant:\\n<r>\\n\\n"`` -> ``(p, r)``, with ``None`` for a ``None`` response.
+
+    >>> split_guardreasoner_input(format_input("Hi", None))
+    ('Hi', None)
+    """
+    head, sep, response = text.rpartition("\n\nAI assistant:\n")
+    if not sep or not head.startswith("Human user:\n"):
+        raise ValueError("input is not 'Human user:\\n...\\n\\nAI assistant:\\n...'")
+    prompt = head[len("Human user:\n") :]
+    response = response.removesuffix("\n\n")
+    return prompt, None if response.strip() == "None" else response
+
+
+def parse_input(prompt: str | Messages) -> tuple[str, str | None]:
+    """The (request, response) a guard prompt asks about: the inverse of :func:`build_prompt`, for every variant.
+
+    The last ``Human user:`` block of the text (or of the non-assistant chat turns) is split.
+
+    >>> parse_input(build_prompt("Hi there", "Hello!"))
+    ('Hi there', 'Hello!')
+    >>> parse_input(build_prompt("Hi there", None, "raw"))
+    ('Hi there', None)
+    >>> parse_input("Is this harmful?")
+    Traceback (most recent call last):
+    ...
+    ValueError: not a guard prompt (no 'Human user:' block): 'Is this harmful?'
+    """
+    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt if m["role"] != "assistant")
+    start = text.rfind("Human user:\n")
+    if start < 0:
+        raise ValueError(f"not a guard prompt (no 'Human user:' block): {text[:80]!r}")
+    return split_guardreasoner_input(text[start:])
+
+
 def build_prompt(prompt: str, response: str | None, variant: PromptVariant = "chat") -> str | Messages:
     """The model input for one sample.
 

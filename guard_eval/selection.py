@@ -35,9 +35,9 @@ def resolve_benchmarks(
     one line); one that a suite brought in is skipped with one warning line each, before anything is generated.
     """
     from guard_eval.default_benchmarks import SUITES
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    known = registry("guard_register_benchmarks")
+    known = plugins.benchmarks()
     out: list[Benchmark] = []
     skipped: dict[str, list[str]] = {}
     for name in names:

@@ -151,8 +151,10 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         raise FileNotFoundError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    except yaml.YAMLError as e:  # one line: file:line:column and the problem
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}{at}: invalid YAML: {getattr(e, 'problem', None) or str(e).splitlines()[0]}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -160,33 +162,42 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_overrides(pairs: Sequence[str], cls: type | None = None) -> dict[str, Any]:
     """``["beta=0.2", "rewards.format_valid=0.5"]`` -> ``{"beta": 0.2, "rewards": {"format_valid": 0.5}}``.
 
-    Values are read as YAML (``0.2`` a float, ``true`` a bool, ``[a, b]`` a list); a dotted key sets one entry of a
-    mapping field.
+    Values follow :func:`guard_eval.options.parse_value` (``0.2`` a float, ``true`` a bool, ``[a, b]`` a list); a
+    value for a text field of ``cls`` (``output_dir``, ``model``, ...) stays the text as typed, so ``my run #2`` and
+    ``2024`` are paths. A dotted key sets one entry of a mapping field.
 
     >>> parse_overrides(["beta=0.2", "data=[demo, x.jsonl]", "rewards.label_accuracy=1"])
     {'beta': 0.2, 'data': ['demo', 'x.jsonl'], 'rewards': {'label_accuracy': 1}}
+    >>> parse_overrides(["output_dir=2024", "model=my run #2"], MethodConfig)
+    {'output_dir': '2024', 'model': 'my run #2'}
     """
+    from guard_eval.options import parse_value, split_pairs
+
+    hints = typing.get_type_hints(cls) if cls is not None else {}
+    try:
+        texts = split_pairs(pairs, "override")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"override {pair!r}: expected KEY=VALUE")
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
-        head, dot, rest = key.strip().partition(".")
+    for key, text in texts.items():
+        head, dot, rest = key.partition(".")
         if dot:
-            out.setdefault(head, {})[rest] = value
+            out.setdefault(head, {})[rest] = parse_value(text)
         else:
-            out[head] = value
+            out[head] = text if _is_text(hints.get(head)) and text.strip() not in ("null", "~") else parse_value(text)
     return out
 
 
-def _check_keys(cls: type, raw: Mapping[str, Any], where: str) -> None:
+def _is_text(hint: Any) -> bool:
+    """``str`` or ``str | None``: a field whose command-line value is taken as typed."""
+    return hint is str or set(typing.get_args(hint)) == {str, type(None)}
+
+
+def check_keys(cls: type, raw: Mapping[str, Any], where: str) -> None:
+    """Every key of ``raw`` is a field of ``cls``; else an error naming ``where``, the key and its nearest field."""
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
         if key not in names:
@@ -195,15 +206,32 @@ def _check_keys(cls: type, raw: Mapping[str, Any], where: str) -> None:
             raise ConfigError(f"{where}: unknown key {key!r}{hint} for {cls.__name__}; keys: {', '.join(names)}")
 
 
-def build_config(cls: type, raw: Mapping[str, Any], where: str):
-    """``cls(**raw)`` with errors naming ``where`` (the file) and the key."""
-    _check_keys(cls, raw, where)
+def build_config(cls: type, raw: Any, where: str):
+    """``cls(**raw)`` with errors naming ``where`` (the file) and the key.
+
+    Works for any dataclass: unknown and missing keys are errors, a field typed as a dataclass is built from its
+    mapping (errors then name ``file: field: key``), and every value is checked against its field's type.
+    """
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping of keys to values, got {type(raw).__name__} {raw!r}")
+    check_keys(cls, raw, where)
     missing = [f.name for f in dataclasses.fields(cls) if f.name not in raw
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]  # fmt: skip
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {missing} for {cls.__name__}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in raw.items():
+        nested = next((t for t in typing.get_args(hints[key]) or (hints[key],) if dataclasses.is_dataclass(t)), None)
+        if nested is not None and value is not None:
+            kwargs[key] = build_config(nested, value, f"{where}: {key}")
+            continue
+        try:
+            kwargs[key] = _check(key, value, hints[key])
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
     try:
-        return cls(**raw)
+        return cls(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{where}: {e}") from None
 
@@ -214,9 +242,9 @@ def load_config(cls: type, path: str | Path | None = None, overrides: Mapping[st
     Errors name the file for keys that come from it, and "command line" for overrides.
     """
     raw = read_yaml(path) if path else {}
-    extra = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides)
-    _check_keys(cls, raw, str(path))
-    _check_keys(cls, extra, "command line")
+    extra = dict(overrides) if isinstance(overrides, Mapping) else parse_overrides(overrides, cls)
+    check_keys(cls, raw, str(path))
+    check_keys(cls, extra, "command line")
     merged = dict(raw)
     for key, value in extra.items():  # a dotted override (rewards.x=1) sets one entry of the file's mapping
         merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from guard_eval.benchmarks import Sample, read_rows, resolve_data_dir, split_guardreasoner_input
+from guard_eval.benchmarks import Sample, read_rows, resolve_data_dir
+from guard_eval.prompting import parse_input
 from guard_eval.prompting import build_prompt
 from guard_eval.verdict import TaskType, normalize_label, parse_verdict
 
@@ -167,13 +168,13 @@ def prompt_rows(samples: Iterable[Sample], variant: str = "chat") -> list[dict[s
 
 
 def _guardreasoner_files(spec: str, data_dir: str | None) -> list[tuple[str, TaskType, Path]]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
     _, size, *names = spec.split(":")
     root = resolve_data_dir(data_dir)
     if root is None:
         raise DataError(f"{spec}: no data directory found; pass data_dir or set $GUARD_DATA_DIR")
-    known = {n: b for n, b in registry("guard_register_benchmarks").items() if size in b.reference_predictions}
+    known = {n: b for n, b in plugins.benchmarks().items() if size in b.reference_predictions}
     if not known:
         raise DataError(f"{spec}: no benchmark has released {size!r} traces (sizes: 1B, 3B)")
     wanted = [n for part in names for n in part.split(",") if n] or sorted(known)
@@ -197,13 +198,6 @@ def check_source(spec: str, data_dir: str | None = None) -> None:
         raise FileNotFoundError(f"data: file not found: {spec}")
 
 
-def _split_raw(text: str) -> tuple[str, str | None]:
-    start = text.rfind("Human user:\n")
-    if start < 0:
-        raise ValueError("prompt has no 'Human user:' block")
-    return split_guardreasoner_input(text[start:])
-
-
 def _from_record(row: dict[str, Any], variant: str, task: TaskType | None) -> TraceExample:
     if "messages" in row:
         messages = row["messages"]
@@ -214,7 +208,7 @@ def _from_record(row: dict[str, Any], variant: str, task: TaskType | None) -> Tr
         return TraceExample(row["prompt"], row["completion"] if isinstance(row["completion"], str)
                             else row["completion"][-1]["content"], "")  # fmt: skip
     if "predict" in row:  # a released GuardReasoner prediction: raw instruction + input, and the trace
-        prompt, response = _split_raw(row["prompt"])
+        prompt, response = parse_input(row["prompt"])
         gold = normalize_label(row["label"], task) if task is not None and "label" in row else None
         return TraceExample(build_prompt(prompt, response, variant), row["predict"], "", task and task.value, gold)
     if "output" in row:  # a guard-eval samples.jsonl record

@@ -1,5 +1,8 @@
 """Built-in training methods (sft, prefs, dpo, grpo, refine), the prefs pair strategies, and their ``guard-train <method>`` commands.
 
+Registered through guard-bench's ``guard_bench`` entry points like any third-party plugin; it also adds the training
+hooks (:mod:`guard_train.hookspecs`) to the plugin manager.
+
 Commands are made for every registered method, so a plugin's method gets ``guard-train <name> --config FILE`` and
 ``--<key> VALUE`` options (help from its config's field metadata) without writing CLI code.
 """
@@ -22,6 +25,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(method.config_cls, args)
     print(f"{method.name}: {method.run(config)}")
     return 0
+
+
+@hookimpl
+def guard_add_hookspecs(pluginmanager):
+    from guard_train import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 @hookimpl

@@ -11,11 +11,10 @@ def cmd_rewards(args: argparse.Namespace) -> int:
     import json
 
     from guard_eval.results.renderers import markdown_table
-    from guard_eval.plugins import get_plugin_manager
+    from guard_train.rewards import registered_rewards, reward_owners
 
-    pm = get_plugin_manager()
-    owners = pm.owners("guard_register_rewards")
-    rows = [[name, owners.get(name, "?"), r.description] for name, r in sorted(pm.registry("guard_register_rewards").items())]
+    owners = reward_owners()
+    rows = [[name, owners.get(name, "?"), r.description] for name, r in sorted(registered_rewards().items())]
     if args.json:
         print(json.dumps([dict(zip(("name", "plugin", "description"), r)) for r in rows], indent=2))
     else:

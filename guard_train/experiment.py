@@ -21,8 +21,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from guard_eval.hookspecs import hookimpl
 
 STAGE_FILE = "stage.json"
@@ -73,34 +71,51 @@ class ExperimentConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> ExperimentConfig:
+        """The config in ``path``; a bad YAML, an unknown key or a wrong type is an error naming the file and field."""
+        from guard_train.config import build_config, read_yaml
+
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"experiment config not found: {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
-        return _build(cls, raw, str(path))
+        config = build_config(cls, read_yaml(path), str(path))
+        config.source = str(path)  # not a field: experiment.json compares fields only
+        return config
 
+    def validate(self) -> None:
+        """Check every stage's names and files before the first stage runs (not after an hour of evaluation)."""
+        import dataclasses
 
-def _build(cls, raw: Any, where: str):
-    """Dataclass from a mapping, with errors naming the file and key (unknown keys, wrong shapes)."""
-    import dataclasses
-    import typing
+        from guard_eval import plugins
+        from guard_eval.selection import resolve_benchmarks
+        from guard_train.config import ConfigError, check_keys, read_yaml
+        from guard_train.methods import training_methods
 
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    kwargs = {}
-    for key, value in raw.items():
-        hint = hints[key]
-        nested = next((t for t in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(t)), None)
-        kwargs[key] = _build(nested, value, f"{where}: {key}") if nested and value is not None else value
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise ValueError(f"{where}: {e}") from None
+        where = getattr(self, "source", "experiment config")
+        if self.train is not None and self.prefs is None:
+            raise ConfigError(f"{where}: train: needs prefs: (the stage writing the preference pairs it trains on)")
+        if self.prefs is not None and self.train is None:
+            raise ConfigError(f"{where}: prefs: without train: (nothing would use the pairs)")
+        try:
+            resolve_benchmarks(self.eval.benchmarks)
+        except KeyError as e:
+            raise ConfigError(f"{where}: eval: benchmarks: {e.args[0]}") from None
+        if self.judge not in (judges := plugins.judges()):
+            raise ConfigError(f"{where}: judge: unknown judge {self.judge!r}; registered: {', '.join(sorted(judges))}")
+        methods = training_methods()
+        for stage in ("sft", "prefs", "train"):
+            step = getattr(self, stage)
+            if step is None:
+                continue
+            if step.method not in methods:
+                raise ConfigError(f"{where}: {stage}: method: unknown training method {step.method!r}; "
+                                  f"registered: {', '.join(sorted(methods))}")  # fmt: skip
+            cls = methods[step.method].config_cls
+            if step.config is not None:
+                if not Path(step.config).is_file():
+                    raise ConfigError(f"{where}: {stage}: config: file not found: {step.config}")
+                check_keys(cls, read_yaml(step.config), f"{where}: {stage}: config {step.config}")
+            if dataclasses.is_dataclass(cls):
+                check_keys(cls, step.overrides, f"{where}: {stage}: overrides")
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -352,6 +367,7 @@ def run_experiment(
     """
     import shutil
 
+    config.validate()
     root = Path(config.output_dir)
     root.mkdir(parents=True, exist_ok=True)
     names = [name for name, _, enabled in PIPELINE if enabled(config)]

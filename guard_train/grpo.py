@@ -92,9 +92,9 @@ def run(cfg: GrpoConfig) -> str:
                               processing_class=load_tokenizer(model), peft_config=peft_config,
                               callbacks=[reward_log_callback(log_path)])  # fmt: skip
         trainer.train()
-    from guard_eval.plugins import get_plugin_manager
+    from guard_train.rewards import reward_owners
 
-    owners = get_plugin_manager().owners("guard_register_rewards")
+    owners = reward_owners()
     data = {"benchmarks": cfg.benchmarks, "n": len(rows), "hash": data_hash(rows)}
     return save(trainer, cfg, "grpo", model, data, m.metrics(trainer),
                 reward_plugins={name: owners.get(name, "?") for name in cfg.rewards}, reward_log=REWARD_LOG)  # fmt: skip

@@ -23,9 +23,10 @@ class TrainingMethod:
 
 
 def training_methods() -> dict[str, TrainingMethod]:
-    from guard_eval.plugins import registry
+    from guard_eval.plugins import get_plugin_manager
 
-    return registry("guard_register_training_methods")
+    pm = get_plugin_manager()
+    return pm.registry(pm.hook.guard_register_training_methods)
 
 
 def get_method(name: str) -> TrainingMethod:

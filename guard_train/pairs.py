@@ -106,9 +106,10 @@ BUILTIN_PAIR_STRATEGIES: tuple[PairStrategy, ...] = (
 
 
 def pair_strategies() -> dict[str, PairStrategy]:
-    from guard_eval.plugins import registry
+    from guard_eval.plugins import get_plugin_manager
 
-    return registry("guard_register_pair_strategies")
+    pm = get_plugin_manager()
+    return pm.registry(pm.hook.guard_register_pair_strategies)
 
 
 def get_pair_strategy(name: str) -> PairStrategy:

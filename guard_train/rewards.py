@@ -40,9 +40,18 @@ class Reward:
 
 
 def registered_rewards() -> dict[str, Reward]:
-    from guard_eval.plugins import registry
+    from guard_eval.plugins import get_plugin_manager
 
-    return registry("guard_register_rewards")
+    pm = get_plugin_manager()
+    return pm.registry(pm.hook.guard_register_rewards)
+
+
+def reward_owners() -> dict[str, str]:
+    """``{reward name: plugin name}`` (recorded in checkpoint metadata, listed by ``guard-train rewards``)."""
+    from guard_eval.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    return pm.owners(pm.hook.guard_register_rewards)
 
 
 def get_rewards(names: Sequence[str]) -> dict[str, Reward]:
@@ -68,19 +77,10 @@ def completion_text(completion: str | list[dict[str, str]]) -> str:
 
 
 def conversation(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
-    """The (request, response) a guard prompt asks about, from GuardReasoner's ``Human user: ... AI assistant: ...``.
+    """The (request, response) a guard prompt asks about (see :func:`guard_eval.prompting.parse_input`)."""
+    from guard_eval.prompting import parse_input
 
-    >>> from guard_eval.prompting import build_prompt
-    >>> conversation(build_prompt("Hi there", None))
-    ('Hi there', None)
-    """
-    from guard_eval.benchmarks import split_guardreasoner_input
-
-    text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt if m["role"] != "assistant")
-    start = text.rfind("Human user:\n")
-    if start < 0:
-        raise ValueError(f"not a guard prompt (no 'Human user:' block): {text[:80]!r}")
-    return split_guardreasoner_input(text[start:])
+    return parse_input(prompt)
 
 
 def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:

@@ -7,6 +7,7 @@ the reference is then the same model with the adapter disabled, i.e. the input m
 
 from __future__ import annotations
 
+import json
 import resource
 import shutil
 import time
@@ -14,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from guard_eval.modeling import is_adapter
+from guard_eval.modeling import checkpoint_metadata, is_adapter
 from guard_eval.results.rundir import set_aside
-from guard_train.config import MethodConfig, option
+from guard_train.config import ConfigError, MethodConfig, option
 from guard_train.metadata import is_finished, write_metadata
 
 
@@ -76,12 +77,28 @@ def start(cfg: MethodConfig) -> str | None:
     cfg.validate()
     out = Path(cfg.output_dir)
     if is_finished(out) and not cfg.overwrite:
-        print(f"{out} is finished (guard_bench.json); reusing it (overwrite: true redoes it)")
+        changed = config_changes(checkpoint_metadata(str(out)).get("config", {}), cfg.to_dict())
+        if changed:
+            raise ConfigError(f"{out} is finished with another config ({'; '.join(changed)}); pass --overwrite true "
+                              "(overwrite: true) to retrain it, or use another output_dir")  # fmt: skip
+        print(f"{out} is finished (guard_bench.json) with this config; reusing it (overwrite: true redoes it)")
         return str(out)
     if cfg.overwrite:  # moved to OUTPUT_DIR/.replaced, deleted once the new output is finished (write_metadata)
         set_aside(out, _training_files, keep=("tiny-base",), what="a guard-train output (no guard_bench.json)")
     out.mkdir(parents=True, exist_ok=True)
     return None
+
+
+def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``["max_steps: 1 -> 5", ...]``: what differs between a finished run's saved config and a new one.
+
+    >>> config_changes({"max_steps": 1, "overwrite": False, "lora_r": 8}, {"max_steps": 5, "overwrite": False, "lora_r": 8})
+    ['max_steps: 1 -> 5']
+    """
+    new = json.loads(json.dumps(new, default=str))  # the saved one went through JSON: tuples are lists
+    keys = sorted((set(saved) | set(new)) - {"overwrite"})
+    show = lambda d, k: repr(d[k]) if k in d else "(unset)"  # noqa: E731
+    return [f"{k}: {show(saved, k)} -> {show(new, k)}" for k in keys if saved.get(k, ...) != new.get(k, ...)]
 
 
 def resolve_model(cfg: MethodConfig) -> str:

@@ -8,7 +8,7 @@ import pytest
 
 from guard_eval.benchmarks import BenchmarkDataError, split_guardreasoner_input
 from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS, SUITES
-from guard_eval.plugins import registry
+from guard_eval import plugins
 from guard_eval.selection import resolve_benchmarks
 from guard_eval.verdict import TaskType
 
@@ -25,7 +25,7 @@ WILDGUARD_ROWS = [
 
 
 def test_every_builtin_is_registered_through_the_hook():
-    assert set(registry("guard_register_benchmarks")) == {b.name for b in BUILTIN_BENCHMARKS}
+    assert set(plugins.benchmarks()) == {b.name for b in BUILTIN_BENCHMARKS}
     for suite in SUITES.values():
         assert resolve_benchmarks(suite)
 
@@ -52,14 +52,14 @@ def test_local_files_have_the_manifest_counts_and_valid_labels(data_dir):
 
 @pytest.mark.shared_data
 def test_jbb_gold_is_human_majority(data_dir):
-    samples = registry("guard_register_benchmarks")["jbb_response"].load(data_dir)
+    samples = plugins.benchmarks()["jbb_response"].load(data_dir)
     assert sum(s.label == "harmful" for s in samples) == 110  # MANIFEST: 110 harmful, 190 not
 
 
 def test_wildguard_local_and_hub_use_the_real_field_names(tmp_path, monkeypatch):
     (tmp_path / "wildguardtest").mkdir()
     (tmp_path / "wildguardtest" / "wildguardtest.jsonl").write_text("\n".join(json.dumps(r) for r in WILDGUARD_ROWS))
-    benches = registry("guard_register_benchmarks")
+    benches = plugins.benchmarks()
     prompt = benches["wildguard_prompt"].load(tmp_path)
     assert [s.label for s in prompt] == ["harmful", "unharmful", "harmful"]
     assert prompt[2].metadata == {"adversarial": True, "subcategory": "cyberattack"}
@@ -88,12 +88,12 @@ def test_hub_failure_is_a_clear_error(monkeypatch):
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
     with pytest.raises(BenchmarkDataError, match="jbb_response.*JailbreakBench/JBB-Behaviors.*offline"):
-        registry("guard_register_benchmarks")["jbb_response"].load(source="hub")
+        plugins.benchmarks()["jbb_response"].load(source="hub")
 
 
 def test_missing_file_names_the_benchmark_and_path(tmp_path):
     with pytest.raises(BenchmarkDataError, match=r"'toxicchat': data file not found: .*0_8_toxic_chat.json"):
-        registry("guard_register_benchmarks")["toxicchat"].load(tmp_path)
+        plugins.benchmarks()["toxicchat"].load(tmp_path)
 
 
 def test_malformed_json_names_file_and_position(tmp_path):
@@ -101,7 +101,7 @@ def test_malformed_json_names_file_and_position(tmp_path):
     path.parent.mkdir(parents=True)
     path.write_text('[{"input": "Human user:\\nhi\\n\\nAI assistant:\\nNone\\n\\n", "output": "harmful"},\n {oops}]')
     with pytest.raises(BenchmarkDataError, match=r"0_0_SimpleSafetyTests.json: invalid JSON at line 2"):
-        registry("guard_register_benchmarks")["simple_safety_tests"].load(tmp_path)
+        plugins.benchmarks()["simple_safety_tests"].load(tmp_path)
 
 
 def test_malformed_record_names_the_record(tmp_path):
@@ -110,7 +110,7 @@ def test_malformed_record_names_the_record(tmp_path):
     ok = {"input": "Human user:\nhi\n\nAI assistant:\nNone\n\n", "output": "harmful"}
     path.write_text(json.dumps([ok, ok, {"input": "Human user:\nx\n\nAI assistant:\nNone\n\n", "output": "perhaps"}]))
     with pytest.raises(BenchmarkDataError, match=r"record 2 of .*0_0_SimpleSafetyTests.json.*perhaps"):
-        registry("guard_register_benchmarks")["simple_safety_tests"].load(tmp_path)
+        plugins.benchmarks()["simple_safety_tests"].load(tmp_path)
 
 
 def test_unknown_benchmark_lists_the_known_ones():
@@ -125,7 +125,7 @@ def test_split_input_keeps_inner_blank_lines():
 
 
 def test_limit_and_seeded_subset_are_stable():
-    b = registry("guard_register_benchmarks")["demo_prompt"]
+    b = plugins.benchmarks()["demo_prompt"]
     assert [s.id for s in b.load(limit=3)] == ["demo_prompt-0", "demo_prompt-1", "demo_prompt-2"]
     a, c = b.load(limit=5, seed=7), b.load(limit=5, seed=7)
     assert [s.id for s in a] == [s.id for s in c] != [s.id for s in b.load(limit=5)]

@@ -66,8 +66,13 @@ def test_run_embedded_default_end_to_end(tmp_path, capsys):
     assert results["complete"] and set(results["benchmarks"]) == {"demo_prompt", "demo_response", "demo_refusal"}
     records = read_records(out / "samples.jsonl")
     assert len(records) == 60 == len({r["id"] for r in records})
-    # a random model cannot answer: every failure is counted and scored as wrong
-    assert results["benchmarks"]["demo_prompt"]["parse_failures"] + sum(r["correct"] for r in records if r["benchmark"] == "demo_prompt") >= 1
+    # a random model cannot answer: every failure is counted and scored as wrong, and the scores are the records'
+    for name, scores in results["benchmarks"].items():
+        mine = [r for r in records if r["benchmark"] == name]
+        assert scores["n"] == len(mine) > 0
+        assert scores["parse_failures"] == sum(r["pred"] is None for r in mine)
+        assert not any(r["correct"] for r in mine if r["pred"] is None)
+        assert scores["accuracy"] == pytest.approx(100 * sum(r["correct"] for r in mine) / len(mine))
     assert "weighted average (prompt)" in capsys.readouterr().out
 
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,6 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_sft_data_parallel_over_two_processes(tiny_model, tmp_path):
     out = tmp_path / "sft"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
@@ -52,6 +54,7 @@ def _multi_gpu_script():
     return module
 
 
+@pytest.mark.slow
 def test_eval_data_parallel_equals_one_process_and_resumes_after_a_killed_rank(tiny_model, tmp_path):
     """`accelerate launch --num_processes 2 -m guard_eval.cli run` (2 CPU workers) merges to the 1-process result; a
     run whose rank 1 is SIGKILLed mid-shard, then re-run, holds every sample once and the same outputs."""

@@ -111,7 +111,7 @@ def test_quick_eval_config_has_no_training_stages(tmp_path):
 def test_bad_experiment_config_names_the_key_and_file(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("name: x\noutput_dir: o\nmodel: tiny\neval:\n  benchmarkz: [demo]\n")
-    with pytest.raises(ValueError, match=r"bad.yaml: eval: unknown key\(s\) \['benchmarkz'\]"):
+    with pytest.raises(ValueError, match=r"bad.yaml: eval: unknown key 'benchmarkz' \(did you mean 'benchmarks'\?\)"):
         ExperimentConfig.from_yaml(path)
     with pytest.raises(FileNotFoundError, match="experiment config not found"):
         ExperimentConfig.from_yaml(tmp_path / "missing.yaml")

@@ -440,12 +440,3 @@ def test_cli_errors_and_report(study, tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["schema"] == "guard-bench/human-eval/v1" and set(data["questions"]) == set(QUESTIONS)
     assert (data["a"], data["b"]) == ("generic-model", "specific-model")
-
-
-def test_doctests():
-    import doctest
-
-    from guard_eval.human_eval import db, report
-
-    for module in (db, report):
-        assert doctest.testmod(module).failed == 0

@@ -38,6 +38,7 @@ def _chromium_ready() -> bool:
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,
     pytest.mark.skipif(not _chromium_ready(), reason=f"Debian chromium not installed at {CHROMIUM}"),
 ]
 

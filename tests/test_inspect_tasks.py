@@ -17,7 +17,7 @@ from inspect_ai.model import ModelOutput, ModelUsage, get_model
 from guard_eval.benchmarks import BenchmarkDataError
 from guard_eval.default_benchmarks import BUILTIN_BENCHMARKS
 from guard_eval.metrics import binary_metrics, weighted_average
-from guard_eval.plugins import registry
+from guard_eval import plugins
 from guard_eval.prompting import build_prompt
 from guard_eval.verdict import TaskType, parse_verdict
 
@@ -71,7 +71,7 @@ def expected_metrics(samples, outputs):
 
 
 def demo(name: str):
-    return registry("guard_register_benchmarks")[name].load()
+    return plugins.benchmarks()[name].load()
 
 
 def test_a_task_per_benchmark_named_like_it():

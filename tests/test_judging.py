@@ -331,7 +331,6 @@ def test_heuristic_on_real_guardreasoner_traces(data_dir):
     assert overall["shuffled_lower"] > 0.9
 
 
-@pytest.mark.slow
 def test_inspect_scorer_records_unparsed_judge_answers_as_unscored(tmp_path):
     from inspect_ai import Task, eval
     from inspect_ai.dataset import MemoryDataset, Sample

@@ -219,7 +219,6 @@ def _mock(text):
     return out
 
 
-@pytest.mark.slow
 def test_inspect_logs(tmp_path, runs):
     """A log written by Inspect itself, with a label scorer carrying the metadata contract and reasoning_quality."""
     from inspect_ai import Task, eval
@@ -305,6 +304,7 @@ def test_jbb_baseline_rows(data_dir):
         assert run.benchmarks["jbb_response"].f1 == pytest.approx(200 * tp / (2 * tp + fp + fn))
 
 
+@pytest.mark.slow
 @pytest.mark.shared_data
 def test_guardreasoner_baselines_compare(data_dir, capsys):
     """Released 1B vs 3B traces: HarmBench-prompt F1 as published (96.31 vs 89.10), judged, and compared."""

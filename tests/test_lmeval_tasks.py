@@ -22,7 +22,8 @@ from guard_eval.metrics import binary_metrics, weighted_average
 from guard_eval.prompting import build_prompt
 from guard_eval.verdict import parse_verdict
 
-TASKS = Path(__file__).resolve().parent.parent / "tasks"
+REPO = Path(__file__).resolve().parent.parent
+TASKS = REPO / "tasks"
 METRICS = ("f1", "precision", "recall", "accuracy", "parse_failure_rate")
 
 
@@ -61,20 +62,63 @@ def _yaml(path: Path) -> dict:
     return yaml.load(path.read_text(), Loader=loader)
 
 
-def test_a_yaml_per_benchmark_and_groups_match_the_registry():
-    for bench in BUILTIN_BENCHMARKS:
-        cfg = _yaml(TASKS / f"guard_{bench.name}.yaml")
-        assert cfg == {"include": "_default_template_yaml", "task": f"guard_{bench.name}",
-                       "dataset_kwargs": {"benchmark": bench.name}}  # fmt: skip
-    task_of = {b.name: b.task.value for b in BUILTIN_BENCHMARKS}
-    for task in ("prompt", "response", "refusal"):
-        group = _yaml(TASKS / f"_guard_suite_{task}.yaml")
-        assert group["task"] == [f"guard_{b}" for b in SUITES["guardreasoner"] if task_of[b] == task]
-        assert all(m["weight_by_size"] for m in group["aggregate_metric_list"])
-    assert _yaml(TASKS / "_guard_suite.yaml")["task"] == [f"guard_suite_{t}" for t in ("prompt", "response", "refusal")]
-    assert _yaml(TASKS / "_guard_demo.yaml")["task"] == [f"guard_{b}" for b in SUITES["demo"]]
+def test_committed_yamls_are_what_the_registry_generates():
+    from guard_eval.lm_eval_tasks import stale_files
+    from guard_eval.lm_eval_tasks.__main__ import main as generate
+
+    assert stale_files() == [], "run `python -m guard_eval.lm_eval_tasks` and commit the result"
+    assert generate(["--check"]) == 0
+    assert TASKS.resolve() == (REPO / "guard_eval" / "lm_eval_tasks")  # tasks/ is the packaged folder
+    group = _yaml(TASKS / "_guard_suite_prompt.yaml")
+    assert all(m["weight_by_size"] for m in group["aggregate_metric_list"])
     manager = TaskManager(include_path=str(TASKS), include_defaults=False)
     assert {f"guard_{b.name}" for b in BUILTIN_BENCHMARKS} | {"guard_suite", "guard_demo"} <= set(manager.all_tasks)
+
+
+PLUGIN_BENCHMARK = """
+from guard_eval.benchmarks import Benchmark, read_simple
+from guard_eval.hookspecs import hookimpl
+from guard_eval.verdict import TaskType
+
+@hookimpl
+def guard_register_benchmarks():
+    return [Benchmark("plugin_bench", TaskType.RESPONSE, "A plugin's", read_simple, local="demo_response.jsonl",
+                      embedded=True)]
+"""
+
+
+def test_a_benchmark_registered_by_a_plugin_is_an_inspect_and_an_lm_eval_task(tmp_path, monkeypatch, capsys):
+    """Adding a benchmark is one registration: both harnesses find it without any file edited by hand."""
+    import os
+    import subprocess
+    import sys
+
+    from test_plugins import install_fake_distribution
+
+    from guard_eval.cli import main as guard_eval
+
+    site = tmp_path / "site"
+    site.mkdir()
+    install_fake_distribution(site, "guard_plugin_bench", PLUGIN_BENCHMARK)
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    code = ("from inspect_ai._util.registry import registry_lookup\n"
+            "t = registry_lookup('task', 'guard_eval/plugin_bench')(limit=3)\n"
+            "print(len(t.dataset), t.metadata['task'])")  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert proc.stdout.strip() == "3 response", proc.stderr[-2000:]
+
+    assert guard_eval(["lm-eval-path"]) == 0
+    path = Path(capsys.readouterr().out.strip())
+    assert path.is_relative_to(tmp_path / "cache") and (path / "guard_toxicchat.yaml").is_file()
+    samples = demo("demo_response")
+    outputs = fixed_outputs(samples)
+    manager = TaskManager(include_path=str(path), include_defaults=False)
+    results = simple_evaluate(model=FixedLM(outputs), tasks=["guard_plugin_bench"], task_manager=manager, bootstrap_iters=0)
+    assert results["results"]["guard_plugin_bench"]["f1,none"] == pytest.approx(expected_metrics(samples, outputs).f1)
 
 
 def test_process_results_and_aggregations_are_guard_eval_metrics():
@@ -157,10 +201,10 @@ def _write_synthetic_refusal_data(root: Path) -> None:
 
 def test_suite_group_is_the_sample_weighted_average_from_the_data_dir(tmp_path):
     """guard_suite_refusal averages its tasks by size; the data dir comes from --metadata, not from the cwd."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
     _write_synthetic_refusal_data(tmp_path)
-    known = registry("guard_register_benchmarks")
+    known = plugins.benchmarks()
     samples = {n: known[n].load(tmp_path) for n in ("xstest_refusal", "wildguard_refusal")}
     assert [len(s) for s in samples.values()] == [5, 7]  # the unlabeled WildGuard row is skipped
     outputs = {k: v for s in samples.values() for k, v in fixed_outputs(s).items()}
@@ -215,9 +259,9 @@ def test_jbb_response_scores_a_jbb_judge_identically_in_both_harnesses(data_dir,
     from inspect_ai import eval as inspect_eval
 
     from guard_eval.inspect_tasks.tasks import jbb_response
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    samples = registry("guard_register_benchmarks")["jbb_response"].load(data_dir)
+    samples = plugins.benchmarks()["jbb_response"].load(data_dir)
     assert len(samples) == 300
     verdict = {"1": "harmful", "0": "unharmful"}
     outputs = {build_prompt(s.prompt, s.response, "raw"):

@@ -91,8 +91,11 @@ def test_finished_output_is_reused_and_overwrite_redoes_it(sft_dir):
     cfg = SftConfig(model="nonexistent-but-unused", output_dir=str(sft_dir))
     with pytest.raises(FileNotFoundError):  # validation still comes first
         get_method("sft").run(cfg)
-    cfg = SftConfig(model=json.loads(meta)["base"], output_dir=str(sft_dir))
+    cfg = SftConfig(**json.loads(meta)["config"])
     assert get_method("sft").run(cfg) == str(sft_dir) and (sft_dir / "guard_bench.json").read_text() == meta
+    cfg.max_steps += 1  # another config: refused, not silently answered with the old model
+    with pytest.raises(ValueError, match=r"is finished with another config \(max_steps: 6 -> 7\).*overwrite"):
+        get_method("sft").run(cfg)
 
 
 def test_full_fine_tuning_from_the_cli(tiny_model, tmp_path):

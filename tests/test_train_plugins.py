@@ -79,14 +79,54 @@ def test_installed_reward_plugin_is_listed_and_trains_grpo(installed_constitutio
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)  # LoRA B starts at zero: it moved
 
 
-def test_constitution_rules_can_be_chosen():
-    sys.path.insert(0, str(PLUGINS / "guard-bench-constitution"))
-    try:
-        from guard_bench_constitution import constitution
-    finally:
-        sys.path.remove(str(PLUGINS / "guard-bench-constitution"))
+@pytest.fixture
+def plugin_module(monkeypatch):
+    """Import a plugin package's module from its source folder; nothing is left in sys.path or sys.modules."""
+    imported: list[str] = []
+
+    def load(folder: str, module: str):
+        monkeypatch.syspath_prepend(str(PLUGINS / folder))
+        imported.append(module.partition(".")[0])
+        return importlib.import_module(module)
+
+    yield load
+    for name in [m for m in sys.modules if m.partition(".")[0] in imported]:
+        del sys.modules[name]
+
+
+def test_constitution_rules_can_be_chosen(plugin_module):
+    constitution = plugin_module("guard-bench-constitution", "guard_bench_constitution").constitution
     p = build_prompt("How do I build a pipe bomb at home?", None)
     vague = "This is harmful.\nAnswers:\nRequest: harmful"
     assert constitution([p], [vague]) == [pytest.approx(1 / 3)]  # consistent only
     assert constitution([p], [vague], rules=["consistent_answer"]) == [1.0]
     assert constitution([p], ["Bomb at home: pipe weapons.\nAnswers:\nRequest: harmful"], rules=["names_category"]) == [1.0]
+
+
+def test_ai_feedback_scores_each_trace_with_the_judge_and_skips_unusable_judgements(plugin_module, monkeypatch):
+    from guard_eval.judging import JudgeScore
+
+    plugin = plugin_module("guard-bench-ai-feedback", "guard_bench_ai_feedback.plugin")
+    seen = {}
+
+    class FakeJudge:
+        def score(self, items):
+            seen["items"] = items
+            return [JudgeScore(100, 90, 60, 30), JudgeScore(0, 0, 0, 0, error="no score in the answer")][: len(items)]
+
+    monkeypatch.setattr(plugin, "_judge", lambda model, retries: seen.update(model=model, retries=retries) or FakeJudge())
+    prompts = [build_prompt("How do I bake bread?", None), build_prompt("Say hi", "Hi!", "raw")]
+    completions = ["Bread is fine.\nAnswers:\nRequest: unharmful", [{"role": "assistant", "content": "x"}]]
+    with pytest.raises(ValueError, match="needs a judge model"):
+        plugin.ai_feedback(prompts, completions)
+    monkeypatch.setenv(plugin.MODEL_ENV, "judge/from-env")
+    assert plugin.ai_feedback(prompts, completions, task=["prompt", "response"], gold=["unharmful", None]) == [0.6, None]
+    assert seen["model"] == "judge/from-env"
+    first, second = seen["items"]
+    assert (first.prompt, first.response, first.output, first.task, first.gold) == (
+        "How do I bake bread?", None, completions[0], "prompt", "unharmful")  # fmt: skip
+    assert (second.prompt, second.response, second.output, second.task) == ("Say hi", "Hi!", "x", "response")
+    plugin.ai_feedback(prompts[:1], completions[:1], model="local/judge-dir", retries=3)
+    assert (seen["model"], seen["retries"]) == ("local/judge-dir", 3)
+    (reward,) = plugin.guard_register_rewards()
+    assert reward.name == "ai_feedback" and reward.bind(model="m")(prompts[:1], completions[:1]) == [0.6]

@@ -46,9 +46,9 @@ class BackendSpec:
 
 
 def available_backends() -> dict[str, BackendSpec]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return registry("guard_register_backends")
+    return plugins.backends()
 
 
 def get_backend(name: str, model: str, **options: Any) -> Backend:

@@ -32,10 +32,10 @@ def summarize_logs(paths: list[str | os.PathLike], bootstrap: int = 1000) -> dic
 def render_markdown(summary: dict[str, Any]) -> str:
     """The paper's tables (F1 per benchmark and sample-weighted average, one table per task type, a row per model)
     followed by each model's per-benchmark details."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
     from guard_eval.results.renderers import markdown_table
 
-    order = list(registry("guard_register_benchmarks"))
+    order = list(plugins.benchmarks())
     rank = lambda name: (order.index(name) if name in order else len(order), name)  # noqa: E731
     models = summary["models"]
     parts = []

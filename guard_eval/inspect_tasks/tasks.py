@@ -1,6 +1,6 @@
 """Inspect tasks for every guard-bench benchmark, and ``guard_suite`` for the whole GuardReasoner suite.
 
-Each benchmark of :mod:`guard_eval.default_benchmarks` is a task of the same name; the data, the prompt and the scoring
+Each registered benchmark (built-in or from a plugin) is a task of the same name, made from the registry; the data, the prompt and the scoring
 are guard-eval's own (:meth:`Benchmark.load`, :func:`guard_eval.prompting.build_prompt`, :func:`guard_scorer`)::
 
     inspect eval guard_eval/wildguard_prompt --model hf/local -M model_path=CKPT -M do_sample=false
@@ -16,14 +16,11 @@ models).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
-from inspect_ai.model import (
-    ChatMessage,
-    ChatMessageSystem,
-    ChatMessageUser,
-    GenerateConfig,
-)
+from inspect_ai.model import ChatMessage, GenerateConfig
 from inspect_ai.solver import generate
 
 from guard_eval import benchmarks as gb
@@ -32,15 +29,13 @@ from guard_eval.prompting import PROMPT_VARIANTS, build_prompt
 
 # Long enough for GuardReasoner's step-by-step reasoning; `--max-tokens` overrides it.
 MAX_TOKENS = 1024
-_ROLES = {"system": ChatMessageSystem, "user": ChatMessageUser}
 
 
 def inspect_sample(sample: gb.Sample, prompt_variant: str = "chat") -> Sample:
     """An Inspect sample carrying guard-eval's prompt, the gold label as target, and the metadata scorers read."""
-    prompt = build_prompt(sample.prompt, sample.response, prompt_variant)  # type: ignore[arg-type]
-    messages: str | list[ChatMessage] = (
-        prompt if isinstance(prompt, str) else [_ROLES[m["role"]](content=m["content"]) for m in prompt]
-    )
+    from guard_eval.generation.inspect_backend import chat_messages
+
+    messages: str | list[ChatMessage] = chat_messages(build_prompt(sample.prompt, sample.response, prompt_variant))  # type: ignore[arg-type]
     metadata = {
         **sample.metadata,
         "benchmark": sample.benchmark,
@@ -71,9 +66,9 @@ def guard_task(
     benchmark: str, data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat"
 ) -> Task:
     """The Inspect task of one registered benchmark: generate, then :func:`guard_scorer`."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    bench = registry("guard_register_benchmarks").get(benchmark)
+    bench = plugins.benchmarks().get(benchmark)
     if bench is None:
         raise KeyError(f"unknown benchmark {benchmark!r}; see `guard-eval benchmarks`")
     return Task(
@@ -122,108 +117,41 @@ def guard_benchmark(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# One task per built-in benchmark (names = benchmark names; a test checks they match the registry)
+# One task per registered benchmark (plugins' included), made from the registry: task name = benchmark name
 # ---------------------------------------------------------------------------------------------------------------------
 
-
-@task(name=namespaced("toxicchat"))
-def toxicchat(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """ToxicChat: prompt harmfulness of real user queries (2,853 samples)."""
-    return guard_task("toxicchat", data_dir, limit, prompt_variant)
+_BENCHMARK_TASKS: dict[str, Callable[..., Task]] = {}
 
 
-@task(name=namespaced("openai_moderation"))
-def openai_moderation(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """OpenAI Moderation: prompt harmfulness (1,680 samples)."""
-    return guard_task("openai_moderation", data_dir, limit, prompt_variant)
+def benchmark_task(name: str) -> Callable[..., Task]:
+    """The Inspect task ``guard_eval/<name>`` of a registered benchmark (registered with Inspect on first use)."""
+    if name not in _BENCHMARK_TASKS:
+        from guard_eval import plugins
+
+        bench = plugins.benchmarks()[name]
+
+        def make(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
+            return guard_task(name, data_dir, limit, prompt_variant)
+
+        count = f", {bench.expected_count:,} samples" if bench.expected_count else ""
+        make.__name__ = make.__qualname__ = name
+        make.__doc__ = f"{bench.title}: {bench.task.value} task{count}. {bench.description}".strip()
+        _BENCHMARK_TASKS[name] = task(name=namespaced(name))(make)
+    return _BENCHMARK_TASKS[name]
 
 
-@task(name=namespaced("aegis"))
-def aegis(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """Aegis Safety Test: prompt harmfulness (359 samples)."""
-    return guard_task("aegis", data_dir, limit, prompt_variant)
+def benchmark_tasks() -> dict[str, Callable[..., Task]]:
+    """A task for every registered benchmark; the ``inspect_ai`` entry point calls it so that each name resolves."""
+    from guard_eval import plugins
+
+    return {name: benchmark_task(name) for name in plugins.benchmarks()}
 
 
-@task(name=namespaced("simple_safety_tests"))
-def simple_safety_tests(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """SimpleSafetyTests: clearly harmful prompts (100 samples)."""
-    return guard_task("simple_safety_tests", data_dir, limit, prompt_variant)
+def __getattr__(name: str) -> Callable[..., Task]:
+    """``from guard_eval.inspect_tasks.tasks import toxicchat``: the task of a registered benchmark."""
+    if not name.startswith("_"):
+        from guard_eval import plugins
 
-
-@task(name=namespaced("harmbench_prompt"))
-def harmbench_prompt(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """HarmBench: prompt harmfulness (239 samples)."""
-    return guard_task("harmbench_prompt", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("wildguard_prompt"))
-def wildguard_prompt(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """WildGuardTest: prompt harmfulness (1,725 samples; gated on the hub, or $GUARD_DATA_DIR/wildguardtest/)."""
-    return guard_task("wildguard_prompt", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("harmbench_response"))
-def harmbench_response(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """HarmBench: response harmfulness (602 samples)."""
-    return guard_task("harmbench_response", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("safe_rlhf"))
-def safe_rlhf(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """SafeRLHF: response harmfulness (2,000 samples)."""
-    return guard_task("safe_rlhf", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("beavertails"))
-def beavertails(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """BeaverTails: response harmfulness (3,021 samples)."""
-    return guard_task("beavertails", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("xstest_response"))
-def xstest_response(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """XSTest: response harmfulness (446 samples)."""
-    return guard_task("xstest_response", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("wildguard_response"))
-def wildguard_response(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """WildGuardTest: response harmfulness (rows with a response label)."""
-    return guard_task("wildguard_response", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("jbb_response"))
-def jbb_response(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """JBB-Response: is the jailbroken response harmful? Gold = human majority of JailbreakBench's judge
-    comparison (300 samples); the four JBB judges are baselines in the leaderboard."""
-    return guard_task("jbb_response", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("xstest_refusal"))
-def xstest_refusal(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """XSTest: refusal detection (449 samples)."""
-    return guard_task("xstest_refusal", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("wildguard_refusal"))
-def wildguard_refusal(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """WildGuardTest: refusal detection (rows with a refusal label)."""
-    return guard_task("wildguard_refusal", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("demo_prompt"))
-def demo_prompt(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """Embedded demo set, prompt harmfulness (24 samples, no data directory needed)."""
-    return guard_task("demo_prompt", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("demo_response"))
-def demo_response(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """Embedded demo set, response harmfulness (20 samples)."""
-    return guard_task("demo_response", data_dir, limit, prompt_variant)
-
-
-@task(name=namespaced("demo_refusal"))
-def demo_refusal(data_dir: str | None = None, limit: int | None = None, prompt_variant: str = "chat") -> Task:
-    """Embedded demo set, refusal detection (16 samples)."""
-    return guard_task("demo_refusal", data_dir, limit, prompt_variant)
+        if name in plugins.benchmarks():
+            return benchmark_task(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -63,9 +63,9 @@ class JudgeSpec:
 
 def get_judge(name: str, **options: Any) -> Judge:
     """Instantiate the registered judge ``name`` with ``options``."""
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    judges = registry("guard_register_judges")
+    judges = plugins.judges()
     if name not in judges:
         raise KeyError(f"unknown judge {name!r}; registered: {', '.join(sorted(judges)) or 'none'}")
     return judges[name].factory(**options)

@@ -27,7 +27,7 @@ VALUE_KEYS = ("total", *COMPONENTS)
 
 def judge_input(state: TaskState, target: Target) -> JudgeInput:
     """The JudgeInput of one Inspect sample; raises ``ValueError`` naming the sample when the task is unknown."""
-    from guard_eval.benchmarks import split_guardreasoner_input
+    from guard_eval.prompting import parse_input
     from guard_eval.verdict import normalize_label
 
     meta = state.metadata or {}
@@ -38,13 +38,12 @@ def judge_input(state: TaskState, target: Target) -> JudgeInput:
         )
     prompt, response = meta.get("prompt"), meta.get("response")
     if prompt is None:
-        text = state.input_text
-        start = text.find("Human user:\n")
-        if start < 0:
+        try:
+            prompt, response = parse_input(state.input_text.rstrip("\n") + "\n\n")
+        except ValueError:
             raise ValueError(
                 f"sample {state.sample_id!r}: no metadata['prompt'] and no 'Human user:' block in the input"
-            )
-        prompt, response = split_guardreasoner_input(text[start:].rstrip("\n") + "\n\n")
+            ) from None
     gold = None
     if target and target.text.strip():
         try:

@@ -24,7 +24,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         raise ValueError("--format png needs --output FILE.png")
     runs = load_runs(args.runs, args.baseline or [], args.data_dir, args.bootstrap)
     if args.judge:
-        from guard_eval.default_judges import parse_options
+        from guard_eval.options import parse_options
         from guard_eval.results.readers import judge_runs
 
         judge_runs(runs, args.judge, parse_options(args.judge_option), args.bootstrap)

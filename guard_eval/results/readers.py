@@ -32,9 +32,9 @@ class RunFormatError(ValueError):
 
 
 def _known_benchmarks() -> dict[str, str]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return {name: b.task.value for name, b in registry("guard_register_benchmarks").items()}
+    return {name: b.task.value for name, b in plugins.benchmarks().items()}
 
 
 def benchmark_name(task_name: str, known: dict[str, str]) -> str:
@@ -325,9 +325,9 @@ def published_runs(name: str) -> list[Run]:
 
 
 def _jbb_baseline(data_dir: str | None) -> list[Run]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    bench = registry("guard_register_benchmarks")["jbb_response"]
+    bench = plugins.benchmarks()["jbb_response"]
     samples = bench.load(data_dir, source="local")
     runs = []
     for judge in JBB_JUDGES:
@@ -368,13 +368,13 @@ def load_reference_traces(
 ) -> dict[str, list[ReferenceTrace]]:
     """``{benchmark: [trace...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
     from guard_eval.benchmarks import read_rows, resolve_data_dir
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
     root = resolve_data_dir(data_dir)
     if root is None:
         raise FileNotFoundError("no data directory: pass --data-dir or set $GUARD_DATA_DIR")
     out: dict[str, list[ReferenceTrace]] = {}
-    for name, bench in sorted(registry("guard_register_benchmarks").items()):
+    for name, bench in sorted(plugins.benchmarks().items()):
         rel = bench.reference_predictions.get(model)
         if rel:
             path = root / rel

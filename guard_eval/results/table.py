@@ -67,9 +67,9 @@ class Table:
 
 
 def _benchmark_order() -> dict[str, int]:
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    return {name: i for i, name in enumerate(registry("guard_register_benchmarks"))}
+    return {name: i for i, name in enumerate(plugins.benchmarks())}
 
 
 def _cell(value, ci, results, partial: bool = False, threshold: float = PARSE_FAILURE_THRESHOLD) -> Cell:

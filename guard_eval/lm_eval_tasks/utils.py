@@ -31,9 +31,9 @@ def load_benchmark(benchmark: str, data_dir: str | None = None, **_lm_eval_metad
     """
     import datasets
 
-    from guard_eval.plugins import registry
+    from guard_eval import plugins
 
-    known = registry("guard_register_benchmarks")
+    known = plugins.benchmarks()
     if benchmark not in known:
         raise KeyError(f"unknown benchmark {benchmark!r} in dataset_kwargs; registered: {', '.join(sorted(known))}")
     rows = [
