@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--benchmarks", nargs="+", default=["demo"])
     p.add_argument("--max-new-tokens", type=int, default=384)
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--limit", type=int)
+    p.add_argument("--limit", type=int, help="a seeded sample of at most N items per benchmark")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, ... (default: cuda if available)")
     p.add_argument("--json", help="also write the table as JSON here (default: OUT/reasoning_budget.json)")
     args = p.parse_args(argv)
     tokenizer = load_tokenizer(resolve(args.model) if args.model != "tiny" else args.model)
@@ -42,10 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd = ["run", "--model", args.model, "--benchmarks", *args.benchmarks, "--output", str(run_dir),
                "--max-new-tokens", str(args.max_new_tokens), "--batch-size", str(args.batch_size), "--no-progress",
                "--name", f"budget-{budget}"]  # fmt: skip
+        if args.device:
+            cmd += ["--device", args.device]
         if budget != "none":
             cmd += ["--reasoning-budget", budget]
         if args.limit:
-            cmd += ["--limit", str(args.limit)]
+            cmd += ["--limit", str(args.limit), "--sample-seed", str(args.sample_seed)]
         if guard_eval(cmd) != 0:
             return 1
         results = json.loads((run_dir / "results.json").read_text())
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| budget | " + " | ".join(args.benchmarks) + " | parse fail % | mean tokens |")
     print("|---" * (len(args.benchmarks) + 3) + "|")
     for r in rows:
-        f1 = " | ".join("-" if r["f1"].get(b) is None else f"{100 * r['f1'][b]:.1f}" for b in args.benchmarks)
+        f1 = " | ".join("-" if r["f1"].get(b) is None else f"{r['f1'][b]:.1f}" for b in args.benchmarks)
         print(f"| {r['budget']} | {f1} | {r['parse_fail_pct']} | {r['mean_tokens']} |")
     out = Path(args.json or Path(args.out) / "reasoning_budget.json")
     out.write_text(json.dumps(rows, indent=2))

@@ -1,9 +1,11 @@
 """A reasoning budget: at most N reasoning tokens, then the ``Answers:`` block is forced.
 
 Generate up to ``budget`` tokens; a completion that has not reached its ``Answers:`` block by then gets
-``"\\n\\nAnswers: \\n"`` appended (GuardReasoner's block, as :meth:`guard_eval.verdict.Verdict.format_answers` writes
-it) and the model continues the same assistant turn for ``answer_tokens`` more tokens: the short remainder with the
-labels. Needs a backend with a ``tokenizer`` (``hf``) to continue a chat turn; completions already answered are kept.
+``"\\n\\nAnswers: \\nRequest:"`` appended (the start of GuardReasoner's block, as
+:meth:`guard_eval.verdict.Verdict.format_answers` writes it: forcing the first key too keeps a model cut off in its
+first task from answering in another shape) and the model continues the same assistant turn for ``answer_tokens`` more
+tokens, cut after its ``Response:`` line: the short remainder with the labels. Needs a backend with a ``tokenizer``
+(``hf``) to continue a chat turn; completions already answered are kept.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import replace
 
 from guard_eval.generation import Backend, GenerationConfig, Prompt
 
-FORCED_ANSWERS = "\n\nAnswers: \n"
+FORCED_ANSWERS = "\n\nAnswers: \nRequest:"
 
 
 def has_answers(text: str) -> bool:
@@ -21,6 +23,18 @@ def has_answers(text: str) -> bool:
     from guard_eval.verdict import parse_verdict
 
     return "answers" in text.lower() and not parse_verdict(text).parse_error
+
+
+def until_response_line(text: str) -> str:
+    """The forced remainder up to the end of its ``Response:`` line (the model may go on to a next task).
+
+    >>> until_response_line(" harmful\nCompletion: refusal\nResponse: unharmful\n\n# Task 2\n## Reasoning Step 1")
+    ' harmful\nCompletion: refusal\nResponse: unharmful'
+    """
+    import re
+
+    m = re.search(r"response\W{0,4}?\s*[:：][^\n]*", text, re.IGNORECASE)
+    return text[: m.end()] if m else text
 
 
 def continuation_prompt(tokenizer, prompt: Prompt, partial: str) -> str:
@@ -51,5 +65,5 @@ def generate(backend: Backend, prompts: Sequence[Prompt], config: GenerationConf
     rest = backend.generate(cont, replace(config, max_new_tokens=answer_tokens, num_samples=1))
     out = [list(outs) for outs in first]
     for (i, j), more in zip(todo, rest):
-        out[i][j] = first[i][j].rstrip() + FORCED_ANSWERS + more[0]
+        out[i][j] = first[i][j].rstrip() + FORCED_ANSWERS + until_response_line(more[0])
     return out
