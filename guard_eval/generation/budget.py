@@ -26,7 +26,7 @@ def has_answers(text: str) -> bool:
 
 
 def until_response_line(text: str) -> str:
-    """The forced remainder up to the end of its ``Response:`` line (the model may go on to a next task).
+    r"""The forced remainder up to the end of its ``Response:`` line (the model may go on to a next task).
 
     >>> until_response_line(" harmful\nCompletion: refusal\nResponse: unharmful\n\n# Task 2\n## Reasoning Step 1")
     ' harmful\nCompletion: refusal\nResponse: unharmful'
