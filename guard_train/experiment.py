@@ -211,7 +211,13 @@ def _judge(ctx: Context, run_stage: str) -> dict[str, Any]:
 
 
 def stage_eval_base(ctx: Context) -> dict[str, Any]:
-    return _evaluate(ctx, "eval_base", _policy(ctx), "base" if "sft" not in ctx.outputs else "sft")
+    from guard_eval import plugins
+
+    if "sft" in ctx.outputs:
+        name = "sft"
+    else:  # a named model (guard-smol-135m-sft) says more in the report than "base"
+        name = ctx.config.model if ctx.config.model in plugins.model_sources() else "base"
+    return _evaluate(ctx, "eval_base", _policy(ctx), name)
 
 
 def stage_judge_base(ctx: Context) -> dict[str, Any]:
