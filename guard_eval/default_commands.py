@@ -41,7 +41,7 @@ def cmd_benchmarks(args: argparse.Namespace) -> int:
 def cmd_lm_eval_path(args: argparse.Namespace) -> int:
     from guard_eval.lm_eval_tasks import lm_eval_path
 
-    print(lm_eval_path())
+    print(lm_eval_path(available=args.available))
     return 0
 
 
@@ -291,6 +291,8 @@ def guard_register_commands(program, subparsers):
 
     p = subparsers.add_parser("lm-eval-path", help="print the lm-eval task folder (lm_eval --include_path "
                               "$(guard-eval lm-eval-path) --tasks guard_demo ...)")  # fmt: skip
+    p.add_argument("--available", action="store_true", help="tasks and suites of the benchmarks with data under "
+                   "$GUARD_DATA_DIR only (guard_suite without WildGuardTest, say); one warning per skipped benchmark")
     p.set_defaults(func=cmd_lm_eval_path)
 
     p = subparsers.add_parser("plugins", help="list loaded plugins, what they provide, and plugin errors")

@@ -218,6 +218,33 @@ def test_suite_group_is_the_sample_weighted_average_from_the_data_dir(tmp_path):
     assert weighted_average(want) not in (want["xstest_refusal"].f1, want["wildguard_refusal"].f1)
 
 
+def test_available_suite_skips_benchmarks_without_data_and_runs(tmp_path, monkeypatch, capsys):
+    """`guard-eval lm-eval-path --available`: guard_suite over the benchmarks whose data is there (WildGuardTest
+    absent: one warning naming its file), and lm-eval runs it."""
+    from guard_eval.cli import main
+
+    _write_synthetic_refusal_data(tmp_path / "data")
+    (tmp_path / "data" / "wildguardtest" / "wildguardtest.jsonl").unlink()
+    for var, value in {"GUARD_DATA_DIR": str(tmp_path / "data"), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+                       "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(var, value)
+    assert main(["lm-eval-path", "--available"]) == 0
+    out, err = capsys.readouterr()
+    folder = Path(out.strip())
+    assert [line for line in err.splitlines() if "wildguard" in line] == [
+        f"warning: skipping wildguard_prompt, wildguard_response, wildguard_refusal: no data: expected "
+        f"{tmp_path / 'data' / 'wildguardtest' / 'wildguardtest.jsonl'}; hub allenai/wildguardmix unavailable offline"]
+    assert _yaml(folder / "_guard_suite.yaml")["task"] == ["guard_suite_refusal"]  # only XSTest-refusal has data
+    assert _yaml(folder / "_guard_suite_refusal.yaml")["task"] == ["guard_xstest_refusal"]
+
+    samples = next(b for b in BUILTIN_BENCHMARKS if b.name == "xstest_refusal").load(tmp_path / "data")
+    manager = TaskManager(include_path=str(folder), include_defaults=False)
+    result = simple_evaluate(model=FixedLM(fixed_outputs(samples)), tasks=["guard_suite"], task_manager=manager,
+                             bootstrap_iters=0)  # fmt: skip
+    assert result["results"]["guard_xstest_refusal"]["f1,none"] == pytest.approx(
+        expected_metrics(samples, fixed_outputs(samples)).f1)
+
+
 def test_dataset_errors_name_the_benchmark(tmp_path):
     utils = tasks_utils()
     with pytest.raises(KeyError, match="no_such_bench"):

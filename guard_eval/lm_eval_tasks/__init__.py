@@ -48,12 +48,15 @@ def render(benchmarks: Mapping[str, Benchmark], suites: Mapping[str, Sequence[st
         for name in benchmarks
     }
     suite = [n for n in suites["guardreasoner"] if n in benchmarks]
+    groups = []
     for task, title in TASK_TYPES.items():
         members = [f"guard_{n}" for n in suite if benchmarks[n].task.value == task]
-        files[f"_guard_suite_{task}.yaml"] = _group(f"guard_suite_{task}", f"The GuardReasoner suite's {title} benchmarks.",
-                                                    members, aggregate=True)  # fmt: skip
+        if members:  # a group with no task fails in lm-eval (possible with --available)
+            files[f"_guard_suite_{task}.yaml"] = _group(f"guard_suite_{task}", f"The GuardReasoner suite's {title} "
+                                                        "benchmarks.", members, aggregate=True)  # fmt: skip
+            groups.append(f"guard_suite_{task}")
     files["_guard_suite.yaml"] = _group("guard_suite", f"The whole GuardReasoner suite ({len(suite)} benchmarks); F1 is "
-                                        "averaged within each task type only.", [f"guard_suite_{t}" for t in TASK_TYPES])  # fmt: skip
+                                        "averaged within each task type only.", groups)  # fmt: skip
     files["_guard_demo.yaml"] = _group("guard_demo", "The embedded demo sets: runs with no data directory.",
                                        [f"guard_{n}" for n in suites["demo"]])  # fmt: skip
     return files
@@ -96,13 +99,36 @@ def stale_files() -> list[str]:
     return sorted(stale + extra)
 
 
-def lm_eval_path() -> Path:
+def lm_eval_path(available: bool = False) -> Path:
     """The folder to pass to ``lm_eval --include_path``: the packaged one, or (with plugin benchmarks registered) a
-    cache folder holding the packaged files plus the plugins' tasks."""
+    cache folder holding the packaged files plus the plugins' tasks.
+
+    ``available``: a cache folder whose tasks and suites hold only the benchmarks with data under ``$GUARD_DATA_DIR``
+    (where lm-eval's loader reads it), so ``--tasks guard_suite`` runs without WildGuardTest; each skipped benchmark
+    is one warning line on stderr naming the file it expected.
+    """
     files = registry_files()
-    if all((PACKAGED / n).is_file() for n in files):
+    if available:
+        import sys
+
+        from guard_eval import plugins
+        from guard_eval.default_benchmarks import SUITES
+        from guard_eval.selection import missing_data
+
+        present, skipped = {}, {}
+        for name, bench in plugins.benchmarks().items():
+            reason = missing_data(bench)
+            if reason:
+                skipped.setdefault(reason, []).append(name)
+            else:
+                present[name] = bench
+        for reason, names in skipped.items():  # one line per missing file
+            print(f"warning: skipping {', '.join(names)}: {reason}", file=sys.stderr)
+        files = render(present, SUITES)
+    elif all((PACKAGED / n).is_file() for n in files):
         return PACKAGED
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "guard-bench" / "lm_eval_tasks"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "guard-bench"
+    cache = cache / ("lm_eval_tasks-available" if available else "lm_eval_tasks")
     cache.mkdir(parents=True, exist_ok=True)
     for name in STATIC:
         shutil.copyfile(PACKAGED / name, cache / name)
