@@ -354,12 +354,12 @@ class ReferenceTrace(NamedTuple):
 
 def reference_trace(row: dict[str, Any], task: str, gold: str, where: str) -> ReferenceTrace:
     """A released ``generated_predictions.jsonl`` row (instruction + input in ``prompt``) as a trace."""
-    from guard_eval.benchmarks import split_guardreasoner_input
+    from guard_eval.prompting import parse_input
 
     text = row.get("prompt", "")
     if _HUMAN not in text or "predict" not in row:
         raise RunFormatError(f"{where}: expected fields prompt (with 'Human user:') and predict, got {sorted(row)}")
-    prompt, response = split_guardreasoner_input(text[text.index(_HUMAN) :])
+    prompt, response = parse_input(text)
     return ReferenceTrace(prompt, response, row["predict"], task, gold)
 
 
