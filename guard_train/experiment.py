@@ -294,14 +294,14 @@ def _reference_runs(ctx: Context, bootstrap: int = 1000):
 def stage_compare(ctx: Context) -> dict[str, Any]:
     from guard_eval.leaderboard import compare_runs
     from guard_eval.leaderboard.compare import to_markdown
+    from guard_eval.results.rundir import write_records
 
     out = ctx.dir("compare")
     out.mkdir(parents=True, exist_ok=True)
     base, trained = _runs(ctx, bootstrap=0)
     comparison = compare_runs(base, trained)
     (out / "compare.md").write_text(to_markdown(comparison))
-    with (out / "disagreements.jsonl").open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in comparison.disagreements)
+    write_records(out / "disagreements.jsonl", comparison.disagreements)
     return {"compare": str(out / "compare.md"), "criteria": check_criteria(ctx)}
 
 

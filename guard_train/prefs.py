@@ -13,11 +13,11 @@ GuardReasoner's HS-DPO mining), ``ensemble`` adds other SFT variants' samples to
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from guard_eval.results.rundir import write_records
 from guard_train.config import MethodConfig, check_model, option
 from guard_train.pairs import PairWeighting
 from guard_train.sampling import SamplingBase
@@ -93,11 +93,6 @@ def pair_record(row: dict[str, Any], chosen: dict[str, Any], rejected: dict[str,
     }  # fmt: skip
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-
 def run(cfg: PrefsConfig) -> str:
     """Write the pairs; returns the path of ``pairs.jsonl``."""
     from guard_train.metadata import data_hash, write_metadata
@@ -127,8 +122,8 @@ def run(cfg: PrefsConfig) -> str:
                                chosen_sample=chosen, rejected_sample=rejected, chosen_model=samples[chosen]["model"],
                                rejected_model=samples[rejected]["model"])  # fmt: skip
             pairs.append({**pair, "weight": pair_weight(samples, chosen, rejected, cfg.pair_weights)})
-    write_jsonl(out / "pairs.jsonl", pairs)
-    write_jsonl(out / "candidates.jsonl", candidates)
+    write_records(out / "pairs.jsonl", pairs)
+    write_records(out / "candidates.jsonl", candidates)
     scores = [c["score"] for c in candidates]
     stats = {"prompts": len(rows), "pairs": len(pairs), "completions": len(candidates),
              "mean_score": round(sum(scores) / len(scores), 4) if scores else None,

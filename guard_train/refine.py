@@ -49,7 +49,8 @@ def _dpo_config(cfg: RefineConfig, model: str, pairs: Path, output_dir: Path):
 def refine_round(cfg: RefineConfig, r: int, model: str, rows: list[dict[str, Any]], round_dir: Path) -> dict[str, Any]:
     """One round; returns its log entry (``model_out`` is None when no answer could be refined)."""
     from guard_train.dpo import run as run_dpo
-    from guard_train.prefs import pair_record, sample_and_score, write_jsonl
+    from guard_eval.results.rundir import write_records
+    from guard_train.prefs import pair_record, sample_and_score
 
     round_dir.mkdir(parents=True, exist_ok=True)
     first = [s[0] for s in sample_and_score(model, rows, cfg, 1, cfg.initial_temperature, cfg.seed + r)]
@@ -63,8 +64,8 @@ def refine_round(cfg: RefineConfig, r: int, model: str, rows: list[dict[str, Any
         if samples[best]["score"] - first[i]["score"] >= cfg.min_margin:
             pairs.append(pair_record(rows[i], samples[best], first[i], model=model, round=r, chosen_sample=best))
             after[i] = samples[best]["score"]
-    write_jsonl(round_dir / "pairs.jsonl", pairs)
-    write_jsonl(round_dir / "candidates.jsonl", candidates)
+    write_records(round_dir / "pairs.jsonl", pairs)
+    write_records(round_dir / "candidates.jsonl", candidates)
     entry: dict[str, Any] = {
         "round": r, "model_in": model, "prompts": len(rows), "mean_score": round(sum(s["score"] for s in first) / len(rows), 4),
         "below_threshold": len(below), "refined_pairs": len(pairs),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -55,6 +54,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from guard_eval.leaderboard import compare_runs, load_runs
     from guard_eval.leaderboard.compare import to_markdown
+    from guard_eval.results.rundir import write_records
 
     runs = load_runs([args.a, args.b], data_dir=args.data_dir, bootstrap=0)
     if len(runs) != 2:
@@ -64,8 +64,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.disagreements:
         path = Path(args.disagreements)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("w", encoding="utf-8") as f:
-            f.writelines(json.dumps(d, ensure_ascii=False) + "\n" for d in result.disagreements)
+        write_records(path, result.disagreements)
         print(f"{len(result.disagreements)} disagreements written to {path}")
     return 0
 
