@@ -44,26 +44,16 @@ setup() {  # device call 1
   python3 -c "import torch, transformers, trl, peft, datasets, pyarrow; print(torch.__version__, torch.cuda.device_count(), transformers.__version__, trl.__version__, peft.__version__, datasets.__version__, pyarrow.__version__)"
 }
 
-start() {  # device call 2: join, verify, materialise the model, start the pipeline in its own session
+start() {  # device call 2: join, verify, materialise the model, start PIPELINE (pipeline | recipes) in its own session
+  local pipeline=$1 wait_s=$2
   mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p2/data.tgz  # the data travels with part 2 (64 MiB a call)
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
   setsid nohup nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits -l 5 \
     > $W/gpumem.csv 2>/dev/null < /dev/null &
-  setsid nohup bash benchmarks/gpu_smol.sh pipeline > $W/pipeline.log 2>&1 < /dev/null &
-  sleep "${1:-30}"; tail -5 $W/progress.log
-}
-
-start_recipes() {  # device call 2 for issue 18: join, verify, pull, merge the shipped SFT adapter, start the recipes
-  mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p2/data.tgz  # the data travels with part 2 (64 MiB a call)
-  cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
-  echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
-  python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
-  setsid nohup nvidia-smi --query-gpu=index,memory.used,utilization.gpu --format=csv,noheader,nounits -l 5 \
-    > $W/gpumem.csv 2>/dev/null < /dev/null &
-  setsid nohup bash benchmarks/gpu_smol.sh recipes > $W/pipeline.log 2>&1 < /dev/null &
-  sleep "${1:-30}"; tail -5 $W/progress.log
+  setsid nohup bash benchmarks/gpu_smol.sh "$pipeline" > $W/pipeline.log 2>&1 < /dev/null &
+  sleep "$wait_s"; tail -5 $W/progress.log
 }
 
 timed() {  # NAME GPU COMMAND...: run on one GPU, log wall time
@@ -168,8 +158,8 @@ pack() {  # results back through $OUT (at most 8 files of 16 MiB)
 case "${1:-}" in
   prepare) prepare ;;
   setup) setup ;;
-  start) start "${2:-30}" ;;
-  start-recipes) start_recipes "${2:-30}" ;;
+  start) start pipeline "${2:-30}" ;;
+  start-recipes) start recipes "${2:-30}" ;;
   pipeline) pipeline ;;
   recipes) recipes ;;
   wait) sleep "${2:-60}"; tail -25 $W/progress.log; nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader ;;
