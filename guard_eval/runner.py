@@ -162,8 +162,9 @@ class EvalRun:
         write_records(samples_path, records)  # without a truncated tail, so appends start on a clean line
         done = {_key(r) for r in records}
         expected = {name: len(samples) * n for name, samples in loaded.items()}
-        results = {"schema": SCHEMA, "model": self.model_info, "settings": self.settings(),
-                   "config": {"data_dir": self.settings()["data_dir"], "source": self.source,
+        settings = self.settings()
+        results = {"schema": SCHEMA, "model": self.model_info, "settings": settings,
+                   "config": {"data_dir": settings["data_dir"], "source": self.source,
                               "batch_size": self.generation.batch_size},
                    "created": (previous or {}).get("created") or now()}  # fmt: skip
 
@@ -198,13 +199,14 @@ class EvalRun:
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)
+                            key = _key(rec)
+                            if key in done:  # a completion kept from before the interruption
+                                continue
                             tokens = count_tokens(self.backend, text)
                             if tokens is not None:
                                 rec["output_tokens"] = tokens
-                            if _key(rec) in done:  # a completion kept from before the interruption
-                                continue
                             records.append(rec)
-                            done.add(_key(rec))
+                            done.add(key)
                             sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     sink.flush()
                     os.fsync(sink.fileno())
