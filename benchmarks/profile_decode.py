@@ -46,6 +46,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=128)
     p.add_argument("--device", default="cuda")
     p.add_argument("--kernels", type=int, default=25, help="rows of the kernel table")
+    p.add_argument("--decode-attention", choices=["triton", "sdpa"], help="default: the loop's own choice")
     args = p.parse_args()
 
     import torch
@@ -60,7 +61,8 @@ def main() -> int:
     wbytes = weight_bytes(model)
     for rows in args.rows:
         enc = tokenizer(guard_items(rows, tokenizer), return_tensors="pt", padding=True, add_special_tokens=False)
-        kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_ids": eos_token_ids(model, tokenizer)}
+        kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_ids": eos_token_ids(model, tokenizer),
+                  "decode_attention": args.decode_attention}  # fmt: skip
         graphed = StaticDecoder(model, **kwargs)
         ms = step_ms(graphed, enc, args.steps)
         print(f"\nrows={rows} prompt_len={enc['input_ids'].shape[1]}: {ms:.3f} ms/step with CUDA graphs "

@@ -12,6 +12,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
+# Triton kernels run on CPU under its interpreter, which must be on before triton is first imported (its standard
+# library is decorated then); on CPU nothing picks Triton unless asked (decode_attention="triton").
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ATTENTION_NAME = "guard_bench_static"
+ATTENTION_NAMES = {"sdpa": "guard_bench_static", "triton": "guard_bench_static_triton"}
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
 
@@ -67,10 +67,22 @@ def _static_cache_attention(module, query, key, value, attention_mask, scaling=N
     return out.transpose(1, 2).contiguous(), None
 
 
+def _triton_static_cache_attention(module, query, key, value, attention_mask, scaling=None, **kwargs: Any):
+    """Decode steps through :func:`~guard_eval.generation.decode_attention.decode_attention` (only the attended
+    cache blocks are read); prefill as :func:`_static_cache_attention`."""
+    if query.shape[2] != 1:
+        return _static_cache_attention(module, query, key, value, attention_mask, scaling, **kwargs)
+    from guard_eval.generation.decode_attention import decode_attention
+
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    return decode_attention(query, key, value, attention_mask[:, 0, 0, :], scale), None
+
+
 def _register_attention() -> None:
     from transformers import AttentionInterface
 
-    AttentionInterface.register(ATTENTION_NAME, _static_cache_attention)
+    AttentionInterface.register(ATTENTION_NAMES["sdpa"], _static_cache_attention)
+    AttentionInterface.register(ATTENTION_NAMES["triton"], _triton_static_cache_attention)
 
 
 class StaticKVCache:
@@ -162,6 +174,8 @@ class StaticDecoder:
         dominate a step at small batch; costs a compilation of about a minute on first use).
     :param fused_kernels: Liger's fused RMSNorm/rotary/SwiGLU kernels while decoding (None: on for CUDA when
         ``liger_kernel`` is installed and the step is not compiled; see :mod:`~guard_eval.generation.fused_kernels`).
+    :param decode_attention: ``"triton"`` (a kernel that reads only each row's attended cache blocks), ``"sdpa"``, or
+        None: Triton on CUDA when installed (see :mod:`~guard_eval.generation.decode_attention`).
     """
 
     def __init__(
@@ -176,7 +190,9 @@ class StaticDecoder:
         check_every: int = 16,
         compile: bool = False,
         fused_kernels: bool | None = None,
+        decode_attention: str | None = None,
     ) -> None:
+        from guard_eval.generation import decode_attention as attention
         from guard_eval.generation import fused_kernels as fused
 
         reason = unsupported_reason(model)
@@ -191,6 +207,9 @@ class StaticDecoder:
         self.cuda_graphs = self.device.type == "cuda" and cuda_graphs is not False
         self.fused_kernels, self.fused_kernels_reason = fused.resolve(model, self.device.type, fused_kernels, compile)
         self._kernels = (lambda: fused.applied(model)) if self.fused_kernels else contextlib.nullcontext
+        self.decode_attention, self.decode_attention_reason = attention.resolve(
+            model.config, self.device.type, decode_attention
+        )
         self.bucket, self.prefill_tokens, self.check_every = bucket, prefill_tokens, check_every
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
@@ -204,7 +223,7 @@ class StaticDecoder:
     def _our_attention(self) -> Iterator[None]:
         config = self.model.config
         previous = config._attn_implementation
-        config._attn_implementation = ATTENTION_NAME
+        config._attn_implementation = ATTENTION_NAMES[self.decode_attention]
         try:
             yield
         finally:

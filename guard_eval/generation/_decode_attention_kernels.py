@@ -1,0 +1,78 @@
+"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` (imported only when they run).
+
+Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
+``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.
+"""
+
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def partial_attention(
+    Q, K, V, Mask, Out, Acc, Stats,
+    stride_qb, stride_qh, stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt, stride_mb,
+    kv_len, split_len, scale,
+    GROUPS: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
+    SPLITS: tl.constexpr, PRECISION: tl.constexpr,
+):  # fmt: skip
+    row, kv_head, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    g = tl.arange(0, BLOCK_G)
+    d = tl.arange(0, HEAD_DIM)
+    heads = kv_head * GROUPS + g
+    q = tl.load(Q + row * stride_qb + heads[:, None] * stride_qh + d[None, :], mask=(g < GROUPS)[:, None], other=0.0)
+    k_base = K + row * stride_kb + kv_head * stride_kh
+    v_base = V + row * stride_vb + kv_head * stride_vh
+    m_i = tl.full([BLOCK_G], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_G], tl.float32)
+    acc = tl.zeros([BLOCK_G, HEAD_DIM], tl.float32)
+    lo = split * split_len
+    hi = tl.minimum(lo + split_len, kv_len)
+    for start in range(lo, hi, BLOCK_N):
+        n = start + tl.arange(0, BLOCK_N)
+        attend = tl.load(Mask + row * stride_mb + n, mask=n < hi, other=0) != 0
+        if tl.max(attend.to(tl.int32), 0) > 0:  # a block of padding or of the bucket's tail is never read
+            k = tl.load(k_base + n[:, None] * stride_kt + d[None, :], mask=attend[:, None], other=0.0)
+            qk = tl.dot(q, tl.trans(k), input_precision=PRECISION) * scale
+            qk = tl.where(attend[None, :], qk, float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(qk, 1))
+            p = tl.exp(qk - m_new[:, None])
+            alpha = tl.exp(m_i - m_new)
+            v = tl.load(v_base + n[:, None] * stride_vt + d[None, :], mask=attend[:, None], other=0.0)
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision=PRECISION)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            m_i = m_new
+    keep = (g < GROUPS)[:, None]
+    if SPLITS == 1:
+        out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]  # (l_i is 0 only in the padding rows of the group)
+        tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],
+                 out.to(Out.dtype.element_ty), mask=keep)  # fmt: skip
+    else:
+        at = ((row * tl.num_programs(1) + kv_head) * SPLITS + split) * BLOCK_G + g
+        tl.store(Acc + at[:, None] * HEAD_DIM + d[None, :], acc, mask=keep)
+        tl.store(Stats + at * 2, m_i, mask=g < GROUPS)
+        tl.store(Stats + at * 2 + 1, l_i, mask=g < GROUPS)
+
+@triton.jit
+def merge_splits(
+    Acc, Stats, Out,
+    GROUPS: tl.constexpr, BLOCK_G: tl.constexpr, HEAD_DIM: tl.constexpr, SPLITS: tl.constexpr,
+):  # fmt: skip
+    row, kv_head = tl.program_id(0), tl.program_id(1)
+    g = tl.arange(0, BLOCK_G)
+    d = tl.arange(0, HEAD_DIM)
+    base = (row * tl.num_programs(1) + kv_head) * SPLITS * BLOCK_G
+    m = tl.full([BLOCK_G], float("-inf"), tl.float32)
+    for s in range(SPLITS):
+        m = tl.maximum(m, tl.load(Stats + (base + s * BLOCK_G + g) * 2))
+    total = tl.zeros([BLOCK_G], tl.float32)
+    acc = tl.zeros([BLOCK_G, HEAD_DIM], tl.float32)
+    for s in range(SPLITS):
+        at = base + s * BLOCK_G + g
+        m_s = tl.load(Stats + at * 2)
+        weight = tl.where(m_s == float("-inf"), 0.0, tl.exp(m_s - m))  # a split with no attended slot adds 0
+        total += tl.load(Stats + at * 2 + 1) * weight
+        acc += tl.load(Acc + at[:, None] * HEAD_DIM + d[None, :]) * weight[:, None]
+    heads = kv_head * GROUPS + g
+    tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],
+             (acc / tl.where(total > 0, total, 1.0)[:, None]).to(Out.dtype.element_ty), mask=(g < GROUPS)[:, None])  # fmt: skip

@@ -1,0 +1,120 @@
+"""A Triton decode-attention kernel that reads only the cache slots a row attends to.
+
+The fast loop's cache is ``(rows, kv_heads, length, head_dim)`` with prompts left-padded and every step attending to
+the first ``kv_len`` slots (a multiple of the loop's bucket). SDPA reads all ``kv_len`` slots of every row, the
+padding and the not-yet-written tail of the bucket included, and turns the boolean mask into a bias. This kernel
+reads the mask (one byte a slot) and loads a key/value block only where some slot of it is attended, so a step reads
+each row's real keys and values once:
+
+* grouped-query attention: one program serves all query heads of one key/value head (they are the rows of one
+  ``tl.dot``), so each key and value is read once for the group;
+* split-KV ("flash decoding"): a row's slots are cut into ``splits`` ranges, each reduced by its own program, and a
+  second kernel merges the partial softmaxes, so a small batch still fills the GPU;
+* the kernel reads the mask and ``kv_len`` bounds from device memory, so it lives inside the loop's CUDA graphs.
+
+Accumulation is float32; float32 inputs use IEEE (not TF32) products, so a float32 model decodes the same tokens as
+``generate``. Runs under ``TRITON_INTERPRET=1`` on CPU (the tests do).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+
+def resolve(config, device_type: str, requested: str | None) -> tuple[str, str]:
+    """(``"triton"`` or ``"sdpa"``, why) for a model ``config`` on ``device_type`` given the ``decode_attention`` option.
+
+    ``None`` (auto) = this kernel on CUDA when Triton is installed and the shape fits, else SDPA; ``"triton"`` raises
+    ``ValueError`` naming the reason when it cannot run (on CPU it runs under ``TRITON_INTERPRET=1`` only: tests).
+    """
+    if requested not in (None, "triton", "sdpa"):
+        raise ValueError(f"decode_attention must be 'triton' or 'sdpa', got {requested!r}")
+    if requested == "sdpa":
+        return "sdpa", "sdpa (decode_attention=sdpa)"
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    reason = unsupported_reason(head_dim, heads // (getattr(config, "num_key_value_heads", None) or heads))
+    if reason is None and importlib.util.find_spec("triton") is None:
+        reason = "triton is not installed"
+    if reason is None and device_type != "cuda":
+        if requested is None:
+            return "sdpa", "sdpa (auto picks Triton on CUDA only)"
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            reason = f"the Triton kernel needs a CUDA device, the model is on {device_type}"
+    if reason is None:
+        return "triton", "triton: reads only attended cache blocks"
+    if requested == "triton":
+        raise ValueError(f"decode_attention=triton: {reason}")
+    return "sdpa", f"sdpa ({reason})"
+
+
+def unsupported_reason(head_dim: int, groups: int) -> str | None:
+    """Why the kernel cannot serve this attention shape (``None`` when it can)."""
+    if head_dim & (head_dim - 1) or not 16 <= head_dim <= 256:
+        return f"head_dim {head_dim} is not a power of two in [16, 256]"
+    if groups > 64:
+        return f"{groups} query heads per key/value head (at most 64)"
+    return None
+
+
+def _kernels():
+    """The compiled (or, under ``TRITON_INTERPRET=1``, interpreted) kernels; imported on first use."""
+    from guard_eval.generation import _decode_attention_kernels as kernels
+
+    return kernels.partial_attention, kernels.merge_splits
+
+
+def choose_splits(rows: int, kv_heads: int, kv_len: int, block: int = 128, programs: int = 256) -> int:
+    """How many ranges to cut a row's slots into: enough programs to fill the GPU, at least a block per range.
+
+    Measured on an H200 (benchmarks/decode_attention_bench.py): one range is fastest from 64 rows x 8 KV heads up;
+    splitting pays only when rows x KV heads leaves SMs idle."""
+    wanted = -(-programs // (rows * kv_heads))
+    return max(1, min(wanted, -(-kv_len // block), 16))
+
+
+def decode_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: torch.Tensor, scale: float,
+    splits: int | None = None, block: int = 128, num_warps: int = 2, num_stages: int = 2,
+) -> torch.Tensor:  # fmt: skip
+    """One decode step's attention: ``query (B, H, 1, D)`` over the cache ``key/value (B, KVH, T, D)``.
+
+    ``attend (B, kv_len)`` (bool or uint8) marks the slots each row attends to; slots past ``kv_len`` are never
+    read. Returns ``(B, 1, H, D)`` in the query's dtype, as HF attention functions do.
+    """
+    partial_attention, merge_splits = _kernels()
+    batch, heads, _, dim = query.shape
+    kv_heads, kv_len = key.shape[1], attend.shape[-1]
+    groups = heads // kv_heads
+    reason = unsupported_reason(dim, groups)
+    if reason:
+        raise ValueError(f"decode_attention: {reason}")
+    q = query.reshape(batch, heads, dim)
+    if q.stride(-1) != 1:
+        q = q.contiguous()
+    attend = attend.reshape(batch, kv_len)
+    attend = attend.view(torch.uint8) if attend.dtype == torch.bool else attend
+    splits = splits or choose_splits(batch, kv_heads, kv_len, block)
+    split_len = -(-(-(-kv_len // splits)) // block) * block  # a multiple of the block
+    block_g = max(16, 1 << (groups - 1).bit_length())
+    out = torch.empty(batch, heads, dim, dtype=query.dtype, device=query.device)
+    if splits > 1:
+        acc = torch.empty(batch, kv_heads, splits, block_g, dim, dtype=torch.float32, device=query.device)
+        stats = torch.empty(batch, kv_heads, splits, block_g, 2, dtype=torch.float32, device=query.device)
+    else:
+        acc = stats = out  # unused
+    precision = "ieee" if query.dtype == torch.float32 else "tf32"
+    partial_attention[(batch, kv_heads, splits)](
+        q, key, value, attend, out, acc, stats,
+        q.stride(0), q.stride(1), key.stride(0), key.stride(1), key.stride(2),
+        value.stride(0), value.stride(1), value.stride(2), attend.stride(0),
+        kv_len, split_len, scale,
+        GROUPS=groups, BLOCK_G=block_g, BLOCK_N=block, HEAD_DIM=dim, SPLITS=splits, PRECISION=precision,
+        num_warps=num_warps, num_stages=num_stages,
+    )  # fmt: skip
+    if splits > 1:
+        merge_splits[(batch, kv_heads)](acc, stats, out, GROUPS=groups, BLOCK_G=block_g, HEAD_DIM=dim, SPLITS=splits)
+    return out.unsqueeze(1)

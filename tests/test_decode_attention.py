@@ -1,0 +1,80 @@
+"""The Triton decode-attention kernel (run by Triton's CPU interpreter): the same attention as SDPA for any mask, GQA
+group and split count, and the fast loop with it decodes ``generate``'s greedy tokens."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("triton")
+
+from guard_eval.generation import decode_attention as attention  # noqa: E402
+from guard_eval.generation.fast_decode import StaticDecoder  # noqa: E402
+from tests.test_generation import PAD, left_padded, plain_generate, sharp_model  # noqa: E402,F401
+
+
+if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
+    pytest.skip("the Triton kernels need a GPU or TRITON_INTERPRET=1 (tests/conftest.py sets it)", allow_module_level=True)
+
+
+def sdpa_reference(q, k, v, attend, scale):
+    groups = q.shape[1] // k.shape[1]
+    kv_len = attend.shape[1]
+    k = k[:, :, :kv_len].repeat_interleave(groups, 1)
+    v = v[:, :, :kv_len].repeat_interleave(groups, 1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attend[:, None, None, :], scale=scale).transpose(1, 2)
+
+
+@pytest.mark.parametrize(
+    "rows,heads,kv_heads,dim,kv_len,splits",
+    [(3, 4, 1, 64, 128, None), (5, 9, 3, 64, 256, 1), (4, 8, 2, 32, 200, 3), (2, 8, 8, 16, 64, None)],
+)
+def test_equals_sdpa_over_padding_and_the_bucket_tail(rows, heads, kv_heads, dim, kv_len, splits):
+    g = torch.Generator().manual_seed(rows)
+    q = torch.randn(rows, heads, 1, dim, generator=g)
+    k, v = (torch.randn(rows, kv_heads, kv_len + 40, dim, generator=g) for _ in range(2))  # slots past kv_len exist
+    slots = torch.arange(kv_len)
+    padding = torch.randint(0, 70, (rows,), generator=g)
+    attend = (slots >= padding[:, None]) & (slots <= kv_len - 20)  # left padding, then the bucket's unwritten tail
+    out = attention.decode_attention(q, k, v, attend, dim**-0.5, splits=splits)
+    assert out.shape == (rows, 1, heads, dim)
+    torch.testing.assert_close(out, sdpa_reference(q, k, v, attend, dim**-0.5), atol=1e-5, rtol=1e-5)
+
+
+def test_unattended_blocks_are_not_read():
+    """NaNs in every slot a row does not attend to (padding, the tail) leave the output finite and unchanged."""
+    q = torch.randn(2, 4, 1, 32)
+    k, v = torch.randn(2, 2, 256, 32), torch.randn(2, 2, 256, 32)
+    attend = torch.zeros(2, 256, dtype=torch.bool)
+    attend[0, 70:150] = attend[1, 130:200] = True
+    clean = attention.decode_attention(q, k, v, attend, 0.2)
+    k[~attend.unsqueeze(1).expand_as(k[..., 0])] = float("nan")
+    v[~attend.unsqueeze(1).expand_as(v[..., 0])] = float("nan")
+    torch.testing.assert_close(attention.decode_attention(q, k, v, attend, 0.2), clean)
+
+
+@pytest.mark.parametrize("bucket", [4, 64])  # 4: many attended-length buckets; 64: one split, one bucket
+def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket):  # noqa: F811
+    ids, mask = left_padded([12, 7, 3, 12, 1])
+    reference = plain_generate(sharp_model, ids, mask, 12, eos=None)
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket, decode_attention="triton")
+    assert decoder.decode_attention == "triton"
+    assert torch.equal(decoder.generate(ids, mask, max_new_tokens=12), reference)
+
+
+def test_resolve_names_the_choice(monkeypatch, sharp_model):  # noqa: F811
+    config = sharp_model.config
+    assert attention.resolve(config, "cuda", None) == ("triton", "triton: reads only attended cache blocks")
+    assert attention.resolve(config, "cpu", "sdpa")[0] == "sdpa"
+    assert attention.resolve(config, "cpu", None) == ("sdpa", "sdpa (auto picks Triton on CUDA only)")
+    assert attention.resolve(config, "cpu", "triton")[0] == "triton"  # under the interpreter
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(ValueError, match="decode_attention=triton: the Triton kernel needs a CUDA device"):
+        attention.resolve(config, "cpu", "triton")
+    with pytest.raises(ValueError, match="must be 'triton' or 'sdpa', got 'flash'"):
+        attention.resolve(config, "cuda", "flash")
+    odd = type(config)(**{**config.to_dict(), "hidden_size": 96, "num_attention_heads": 4, "head_dim": 24})
+    assert attention.resolve(odd, "cuda", None) == ("sdpa", "sdpa (head_dim 24 is not a power of two in [16, 256])")
