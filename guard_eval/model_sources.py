@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from guard_eval.plugins import lookup, model_sources as sources
+
 SOURCE_FILE = "guard_bench_source.json"  # what a materialised dir came from (name, checksum, converter)
 
 
@@ -48,12 +50,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GUARD_BENCH_CACHE") or Path.home() / ".cache" / "guard-bench").expanduser() / "models"
 
 
-def sources() -> dict[str, ModelSource]:
-    from guard_eval import plugins
-
-    return plugins.model_sources()
-
-
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -75,9 +71,7 @@ def is_materialised(path: Path) -> bool:
 
 def pull(name: str, from_file: str | Path | None = None, force: bool = False) -> Path:
     """The cached dir of source ``name``, materialised first if absent (or ``force``)."""
-    known = sources()
-    if name not in known:
-        raise ModelSourceError(f"unknown model source {name!r}; known: {', '.join(sorted(known)) or 'none'}")
+    source = lookup(sources(), name, "model source", ModelSourceError)
     target = cache_dir() / name
     if is_materialised(target) and not force:
         return target
@@ -86,7 +80,7 @@ def pull(name: str, from_file: str | Path | None = None, force: bool = False) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
     try:
-        known[name].materialize(scratch, Path(from_file).expanduser() if from_file else None)
+        source.materialize(scratch, Path(from_file).expanduser() if from_file else None)
         meta = json.loads((scratch / SOURCE_FILE).read_text()) if (scratch / SOURCE_FILE).is_file() else {}
         (scratch / SOURCE_FILE).write_text(json.dumps({"name": name, **meta}, indent=2) + "\n")
         _readable(scratch)

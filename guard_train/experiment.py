@@ -99,17 +99,13 @@ class ExperimentConfig:
             resolve_benchmarks(self.eval.benchmarks)
         except KeyError as e:
             raise ConfigError(f"{where}: eval: benchmarks: {e.args[0]}") from None
-        if self.judge not in (judges := plugins.judges()):
-            raise ConfigError(f"{where}: judge: unknown judge {self.judge!r}; registered: {', '.join(sorted(judges))}")
-        methods = training_methods()
+        plugins.lookup(plugins.judges(), self.judge, "judge", lambda m: ConfigError(f"{where}: judge: {m}"))
         for stage in ("sft", "prefs", "train"):
             step = getattr(self, stage)
             if step is None:
                 continue
-            if step.method not in methods:
-                raise ConfigError(f"{where}: {stage}: method: unknown training method {step.method!r}; "
-                                  f"registered: {', '.join(sorted(methods))}")  # fmt: skip
-            cls = methods[step.method].config_cls
+            cls = plugins.lookup(training_methods(), step.method, "training method",
+                                 lambda m: ConfigError(f"{where}: {stage}: method: {m}")).config_cls  # fmt: skip
             if step.config is not None:
                 if not Path(step.config).is_file():
                     raise ConfigError(f"{where}: {stage}: config: file not found: {step.config}")

@@ -42,16 +42,14 @@ class Reward:
 def registered_rewards() -> dict[str, Reward]:
     from guard_eval.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_rewards)
+    return get_plugin_manager().registry("guard_register_rewards")
 
 
 def reward_owners() -> dict[str, str]:
     """``{reward name: plugin name}`` (recorded in checkpoint metadata, listed by ``guard-train rewards``)."""
     from guard_eval.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    return pm.owners(pm.hook.guard_register_rewards)
+    return get_plugin_manager().owners("guard_register_rewards")
 
 
 def get_rewards(names: Sequence[str]) -> dict[str, Reward]:
