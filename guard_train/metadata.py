@@ -9,12 +9,12 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from guard_eval.modeling import CHECKPOINT_METADATA, checkpoint_metadata
+from guard_eval.results.rundir import now
 
 SCHEMA = "guard-bench/checkpoint/v1"
 
@@ -61,7 +61,7 @@ def write_metadata(
     meta = {
         "schema": SCHEMA, "method": method, **lineage(model), "data": data or {}, "config": config,
         "metrics": metrics or {}, **extra, "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": True,
+        "created": now(), "complete": True,
     }  # fmt: skip
     path = Path(output_dir) / CHECKPOINT_METADATA
     path.parent.mkdir(parents=True, exist_ok=True)
