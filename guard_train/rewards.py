@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from guard_eval.prompting import parse_input as conversation  # (request, response) of a guard prompt, for rewards
 from guard_eval.verdict import TaskType, parse_verdict
 
 RewardFunc = Callable[..., list[float | None]]
@@ -72,13 +73,6 @@ def completion_text(completion: str | list[dict[str, str]]) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m.get("content", "") for m in completion if m.get("role", "assistant") == "assistant")
-
-
-def conversation(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
-    """The (request, response) a guard prompt asks about (see :func:`guard_eval.prompting.parse_input`)."""
-    from guard_eval.prompting import parse_input
-
-    return parse_input(prompt)
 
 
 def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:
