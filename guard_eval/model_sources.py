@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from guard_eval.plugins import lookup, model_sources as sources
 
@@ -69,6 +70,24 @@ def is_materialised(path: Path) -> bool:
     return (path / SOURCE_FILE).is_file()
 
 
+def _build_cached(target: Path, build: Callable[[Path], None], **meta: Any) -> Path:
+    """``build`` a dir in scratch space beside ``target``, add ``meta`` to its SOURCE_FILE, and rename it into place
+    only once it is complete (a forced re-pull replaces the old copy only then)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        build(scratch)
+        written = json.loads((scratch / SOURCE_FILE).read_text()) if is_materialised(scratch) else {}
+        (scratch / SOURCE_FILE).write_text(json.dumps({**meta, **written}, indent=2) + "\n")
+        _readable(scratch)
+        if target.exists():
+            shutil.rmtree(target)
+        scratch.rename(target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
 def pull(name: str, from_file: str | Path | None = None, force: bool = False) -> Path:
     """The cached dir of source ``name``, materialised first if absent (or ``force``)."""
     source = lookup(sources(), name, "model source", ModelSourceError)
@@ -77,19 +96,8 @@ def pull(name: str, from_file: str | Path | None = None, force: bool = False) ->
         return target
     if from_file is not None and not Path(from_file).expanduser().is_file():
         raise ModelSourceError(f"{name}: --from file not found: {from_file}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
-    try:
-        source.materialize(scratch, Path(from_file).expanduser() if from_file else None)
-        meta = json.loads((scratch / SOURCE_FILE).read_text()) if (scratch / SOURCE_FILE).is_file() else {}
-        (scratch / SOURCE_FILE).write_text(json.dumps({"name": name, **meta}, indent=2) + "\n")
-        _readable(scratch)
-        if target.exists():  # a forced re-pull: the old copy goes only once the new one is complete
-            shutil.rmtree(target)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    local = Path(from_file).expanduser() if from_file else None
+    return _build_cached(target, lambda out: source.materialize(out, local), name=name)
 
 
 def resolve(model: str) -> str:
@@ -142,16 +150,7 @@ def convert_gguf_cached(gguf: Path) -> Path:
     target = cache_dir() / f"gguf-{gguf.stem}-{digest[:12]}"
     if is_materialised(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".gguf.", dir=target.parent))
-    try:
-        gguf_to_hf(gguf, scratch)
-        (scratch / SOURCE_FILE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}, indent=2) + "\n")
-        _readable(scratch)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return _build_cached(target, lambda out: gguf_to_hf(gguf, out), gguf=str(gguf), sha256=digest)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
