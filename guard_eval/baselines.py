@@ -105,16 +105,11 @@ def published_baselines() -> dict[str, PublishedBaseline]:
     """``{name: PublishedBaseline}``; names are unique (the source is appended where two papers share a model)."""
     rows: dict[tuple[str, str, str | None], PublishedBaseline] = {}
     for cell in load_published_cells():
-        mode = cell.mode
-        if mode is None and cell.benchmark in AVERAGE_BENCHMARKS and "Qwen3Guard-" in cell.model:
-            mode = None  # Qwen3Guard's "Avg.*" is over both modes (max per benchmark): shown on both rows
-        key = (cell.model, cell.source_key, mode)
-        if cell.benchmark in AVERAGE_BENCHMARKS:
-            continue
-        base = slug(cell.model) + (f"-{mode}" if mode else "")
-        row = rows.setdefault(key, PublishedBaseline(base, cell.model, cell.source_key, mode))
-        row.cells[cell.benchmark] = cell
-    for cell in load_published_cells():
+        if cell.benchmark not in AVERAGE_BENCHMARKS:
+            mode, key = cell.mode, (cell.model, cell.source_key, cell.mode)
+            name = slug(cell.model) + (f"-{mode}" if mode else "")
+            rows.setdefault(key, PublishedBaseline(name, cell.model, cell.source_key, mode)).cells[cell.benchmark] = cell
+    for cell in load_published_cells():  # an average goes to every mode's row (Qwen3Guard's "Avg.*" is over both)
         if cell.benchmark in AVERAGE_BENCHMARKS:
             for (model, src, _), row in rows.items():
                 if model == cell.model and src == cell.source_key:

@@ -15,12 +15,11 @@ from guard_eval.results.rundir import drop_replaced, set_aside
 def cmd_benchmarks(args: argparse.Namespace) -> int:
     from guard_eval.benchmarks import BenchmarkDataError, resolve_data_dir
     from guard_eval.default_benchmarks import SUITES
-    from guard_eval.plugins import get_plugin_manager
+    from guard_eval import plugins
 
-    pm = get_plugin_manager()
-    owners = pm.owners(pm.hook.guard_register_benchmarks)
+    owners = plugins.get_plugin_manager().owners("guard_register_benchmarks")
     rows = []
-    for name, b in sorted(pm.registry(pm.hook.guard_register_benchmarks).items(), key=lambda kv: (kv[1].task.value, kv[0])):
+    for name, b in sorted(plugins.benchmarks().items(), key=lambda kv: (kv[1].task.value, kv[0])):
         if args.count:
             try:
                 count = str(len(b.load(args.data_dir, source="local")))

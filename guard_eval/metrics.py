@@ -94,17 +94,25 @@ def _f1_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarra
     return np.divide(200.0 * tp, denom, out=np.zeros_like(denom, dtype=float), where=denom > 0)
 
 
+def f1_resamples(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """F1 (x100) of each resample given a (resamples x n) index draw."""
+    t, p = y_true[idx], y_pred[idx]
+    return _f1_from_counts((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1))
+
+
+def percentile_ci(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central ``confidence`` interval of resampled values (a percentile bootstrap interval)."""
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
 def f1_bootstrap_ci(
     y_true: np.ndarray, y_pred: np.ndarray, resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of F1 (x100), vectorised: one (resamples x n) index draw."""
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(y_true), size=(resamples, len(y_true)))
-    t, p = y_true[idx], y_pred[idx]
-    f1 = _f1_from_counts((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1))
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(f1, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    idx = np.random.default_rng(seed).integers(0, len(y_true), size=(resamples, len(y_true)))
+    return percentile_ci(f1_resamples(y_true, y_pred, idx), confidence)
 
 
 def weighted_average(per_benchmark: Mapping[str, BinaryMetrics | Mapping], key: str = "f1") -> float | None:

@@ -22,6 +22,9 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from guard_eval.plugins import lookup, model_sources as sources
 
 SOURCE_FILE = "guard_bench_source.json"  # what a materialised dir came from (name, checksum, converter)
 
@@ -48,12 +51,6 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GUARD_BENCH_CACHE") or Path.home() / ".cache" / "guard-bench").expanduser() / "models"
 
 
-def sources() -> dict[str, ModelSource]:
-    from guard_eval import plugins
-
-    return plugins.model_sources()
-
-
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -73,29 +70,34 @@ def is_materialised(path: Path) -> bool:
     return (path / SOURCE_FILE).is_file()
 
 
-def pull(name: str, from_file: str | Path | None = None, force: bool = False) -> Path:
-    """The cached dir of source ``name``, materialised first if absent (or ``force``)."""
-    known = sources()
-    if name not in known:
-        raise ModelSourceError(f"unknown model source {name!r}; known: {', '.join(sorted(known)) or 'none'}")
-    target = cache_dir() / name
-    if is_materialised(target) and not force:
-        return target
-    if from_file is not None and not Path(from_file).expanduser().is_file():
-        raise ModelSourceError(f"{name}: --from file not found: {from_file}")
+def _build_cached(target: Path, build: Callable[[Path], None], **meta: Any) -> Path:
+    """``build`` a dir in scratch space beside ``target``, add ``meta`` to its SOURCE_FILE, and rename it into place
+    only once it is complete (a forced re-pull replaces the old copy only then)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        known[name].materialize(scratch, Path(from_file).expanduser() if from_file else None)
-        meta = json.loads((scratch / SOURCE_FILE).read_text()) if (scratch / SOURCE_FILE).is_file() else {}
-        (scratch / SOURCE_FILE).write_text(json.dumps({"name": name, **meta}, indent=2) + "\n")
+        build(scratch)
+        written = json.loads((scratch / SOURCE_FILE).read_text()) if is_materialised(scratch) else {}
+        (scratch / SOURCE_FILE).write_text(json.dumps({**meta, **written}, indent=2) + "\n")
         _readable(scratch)
-        if target.exists():  # a forced re-pull: the old copy goes only once the new one is complete
+        if target.exists():
             shutil.rmtree(target)
         scratch.rename(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return target
+
+
+def pull(name: str, from_file: str | Path | None = None, force: bool = False) -> Path:
+    """The cached dir of source ``name``, materialised first if absent (or ``force``)."""
+    source = lookup(sources(), name, "model source", ModelSourceError)
+    target = cache_dir() / name
+    if is_materialised(target) and not force:
+        return target
+    if from_file is not None and not Path(from_file).expanduser().is_file():
+        raise ModelSourceError(f"{name}: --from file not found: {from_file}")
+    local = Path(from_file).expanduser() if from_file else None
+    return _build_cached(target, lambda out: source.materialize(out, local), name=name)
 
 
 def resolve(model: str) -> str:
@@ -148,16 +150,7 @@ def convert_gguf_cached(gguf: Path) -> Path:
     target = cache_dir() / f"gguf-{gguf.stem}-{digest[:12]}"
     if is_materialised(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".gguf.", dir=target.parent))
-    try:
-        gguf_to_hf(gguf, scratch)
-        (scratch / SOURCE_FILE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}, indent=2) + "\n")
-        _readable(scratch)
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return target
+    return _build_cached(target, lambda out: gguf_to_hf(gguf, out), gguf=str(gguf), sha256=digest)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -17,10 +17,11 @@ import importlib
 import os
 import sys
 import traceback
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from guard_eval.judging import JudgeSpec
     from guard_eval.model_sources import ModelSource
 
+T = TypeVar("T")
 ENTRY_POINT_GROUP = "guard_bench"
 DISTRIBUTION = "guard-bench"
 
@@ -159,21 +161,23 @@ def get_plugin_manager() -> PluginManager:
 
 
 def benchmarks() -> dict[str, Benchmark]:
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_benchmarks)
+    return get_plugin_manager().registry("guard_register_benchmarks")
 
 
 def backends() -> dict[str, BackendSpec]:
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_backends)
+    return get_plugin_manager().registry("guard_register_backends")
 
 
 def model_sources() -> dict[str, ModelSource]:
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_model_sources)
+    return get_plugin_manager().registry("guard_register_model_sources")
 
 
 def judges() -> dict[str, JudgeSpec]:
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_judges)
+    return get_plugin_manager().registry("guard_register_judges")
 
+
+def lookup(registry: Mapping[str, T], name: str, what: str, error: Callable[[str], Exception] = KeyError) -> T:
+    """``registry[name]``, else ``error("unknown <what> 'name'; registered: a, b")``."""
+    if name not in registry:
+        raise error(f"unknown {what} {name!r}; registered: {', '.join(sorted(registry)) or 'none'}")
+    return registry[name]

@@ -39,23 +39,34 @@ def resolve_benchmarks(
 
     known = plugins.benchmarks()
     out: list[Benchmark] = []
-    skipped: dict[str, list[str]] = {}
     for name in names:
         for n in SUITES.get(name, (name,)):
             if n not in known:
                 raise KeyError(
                     f"unknown benchmark {n!r}; known: {', '.join(sorted(known))}; suites: {', '.join(sorted(SUITES))}"
                 )
-            reason = missing_data(known[n], data_dir, source) if check_data else None
-            if reason and name not in SUITES:
-                raise BenchmarkDataError(f"benchmark {n!r}: {reason}")
+            reason = missing_data(known[n], data_dir, source) if check_data and name not in SUITES else None
             if reason:
-                skipped.setdefault(reason, []).append(n)
-            elif known[n] not in out:
+                raise BenchmarkDataError(f"benchmark {n!r}: {reason}")
+            if known[n] not in out:
                 out.append(known[n])
-    if check_data and not out:
-        raise BenchmarkDataError(f"no benchmark of {', '.join(names)} has data under {resolve_data_dir(data_dir)}; "
+    return with_data(out, data_dir, source, warn, f"no benchmark of {', '.join(names)}") if check_data else out
+
+
+def with_data(benchmarks: Iterable[Benchmark], data_dir: str | os.PathLike | None = None, source: Source = "auto",
+              warn: Callable[[str], None] | None = None, what: str = "no benchmark") -> list[Benchmark]:  # fmt: skip
+    """The benchmarks whose data is there; the others are skipped with one warning line per missing file, and none
+    left is an error."""
+    kept, skipped = [], {}
+    for bench in benchmarks:
+        reason = missing_data(bench, data_dir, source)
+        if reason:
+            skipped.setdefault(reason, []).append(bench.name)
+        else:
+            kept.append(bench)
+    if not kept:
+        raise BenchmarkDataError(f"{what} has data under {resolve_data_dir(data_dir)}; "
                                  "see `guard-eval benchmarks --count`")  # fmt: skip
-    for reason, skip in skipped.items():  # one line per missing file
-        (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {', '.join(skip)}: {reason}")
-    return out
+    for reason, names in skipped.items():
+        (warn or (lambda m: print(m, file=sys.stderr)))(f"warning: skipping {', '.join(names)}: {reason}")
+    return kept

@@ -14,8 +14,6 @@ model preferred in more than ``min_human_preference_pct`` percent of answered it
 from __future__ import annotations
 
 import json
-import resource
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -99,17 +97,13 @@ class ExperimentConfig:
             resolve_benchmarks(self.eval.benchmarks)
         except KeyError as e:
             raise ConfigError(f"{where}: eval: benchmarks: {e.args[0]}") from None
-        if self.judge not in (judges := plugins.judges()):
-            raise ConfigError(f"{where}: judge: unknown judge {self.judge!r}; registered: {', '.join(sorted(judges))}")
-        methods = training_methods()
+        plugins.lookup(plugins.judges(), self.judge, "judge", lambda m: ConfigError(f"{where}: judge: {m}"))
         for stage in ("sft", "prefs", "train"):
             step = getattr(self, stage)
             if step is None:
                 continue
-            if step.method not in methods:
-                raise ConfigError(f"{where}: {stage}: method: unknown training method {step.method!r}; "
-                                  f"registered: {', '.join(sorted(methods))}")  # fmt: skip
-            cls = methods[step.method].config_cls
+            cls = plugins.lookup(training_methods(), step.method, "training method",
+                                 lambda m: ConfigError(f"{where}: {stage}: method: {m}")).config_cls  # fmt: skip
             if step.config is not None:
                 if not Path(step.config).is_file():
                     raise ConfigError(f"{where}: {stage}: config: file not found: {step.config}")
@@ -131,19 +125,6 @@ class Context:
 
     def dir(self, stage: str) -> Path:
         return self.root / stage
-
-
-def _peak_memory() -> dict[str, float]:
-    mem = {"cpu_max_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            mem["gpu_max_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
-            torch.cuda.reset_peak_memory_stats()
-    except ImportError:
-        pass
-    return mem
 
 
 def stage_base(ctx: Context) -> dict[str, Any]:
@@ -373,6 +354,8 @@ def run_experiment(
     """
     import shutil
 
+    from guard_train.training import Measure
+
     config.validate()
     root = Path(config.output_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -399,9 +382,10 @@ def run_experiment(
             log(f"[{name}] done earlier, skipped")
             continue
         log(f"[{name}] running")
-        t0 = time.perf_counter()
-        outputs = fn(ctx)
-        outputs["_meta"] = {"wall_s": time.perf_counter() - t0, **_peak_memory()}
+        with Measure() as m:
+            outputs = fn(ctx)
+        gpu = {} if m.gpu_peak_mib is None else {"gpu_max_allocated_gib": m.gpu_peak_mib / 1024}
+        outputs["_meta"] = {"wall_s": m.wall_s, "cpu_max_rss_gib": m.peak_rss_mib / 1024, **gpu}
         ctx.outputs[name] = outputs
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(json.dumps(outputs, indent=2, default=str))

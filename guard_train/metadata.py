@@ -9,12 +9,12 @@ import hashlib
 import json
 import os
 import shutil
-from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-from guard_eval.modeling import CHECKPOINT_METADATA, checkpoint_metadata
+from guard_eval.modeling import CHECKPOINT_METADATA, adapter_base, checkpoint_metadata, is_adapter
+from guard_eval.results.rundir import now
 
 SCHEMA = "guard-bench/checkpoint/v1"
 
@@ -42,9 +42,8 @@ def _versions() -> dict[str, str]:
 def lineage(model: str) -> dict[str, Any]:
     """``base`` (the root model) and ``parent`` (the input checkpoint) for a method's input ``model``."""
     parent = checkpoint_metadata(model) if Path(model).is_dir() else {}
-    adapter = Path(model, "adapter_config.json")
-    base = parent.get("base") or (json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.is_file() else model)
-    return {"base": base, "parent": model if parent or adapter.is_file() else None,
+    base = parent.get("base") or (adapter_base(model) if is_adapter(model) else model)
+    return {"base": base, "parent": model if parent or is_adapter(model) else None,
             "parent_method": parent.get("method"), "parent_data_hash": (parent.get("data") or {}).get("hash")}  # fmt: skip
 
 
@@ -61,7 +60,7 @@ def write_metadata(
     meta = {
         "schema": SCHEMA, "method": method, **lineage(model), "data": data or {}, "config": config,
         "metrics": metrics or {}, **extra, "versions": _versions(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "complete": True,
+        "created": now(), "complete": True,
     }  # fmt: skip
     path = Path(output_dir) / CHECKPOINT_METADATA
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,12 +25,10 @@ class TrainingMethod:
 def training_methods() -> dict[str, TrainingMethod]:
     from guard_eval.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_training_methods)
+    return get_plugin_manager().registry("guard_register_training_methods")
 
 
 def get_method(name: str) -> TrainingMethod:
-    methods = training_methods()
-    if name not in methods:
-        raise KeyError(f"unknown training method {name!r}; registered: {', '.join(sorted(methods)) or 'none'}")
-    return methods[name]
+    from guard_eval.plugins import lookup
+
+    return lookup(training_methods(), name, "training method")

@@ -105,15 +105,7 @@ BUILTIN_PAIR_STRATEGIES: tuple[PairStrategy, ...] = (
 )  # fmt: skip
 
 
-def pair_strategies() -> dict[str, PairStrategy]:
-    from guard_eval.plugins import get_plugin_manager
-
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_pair_strategies)
-
-
 def get_pair_strategy(name: str) -> PairStrategy:
-    known = pair_strategies()
-    if name not in known:
-        raise KeyError(f"unknown pair strategy {name!r}; registered: {', '.join(sorted(known)) or 'none'}")
-    return known[name]
+    from guard_eval.plugins import get_plugin_manager, lookup
+
+    return lookup(get_plugin_manager().registry("guard_register_pair_strategies"), name, "pair strategy")

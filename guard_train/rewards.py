@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from guard_eval.prompting import parse_input as conversation  # (request, response) of a guard prompt, for rewards
 from guard_eval.verdict import TaskType, parse_verdict
 
 RewardFunc = Callable[..., list[float | None]]
@@ -42,16 +43,14 @@ class Reward:
 def registered_rewards() -> dict[str, Reward]:
     from guard_eval.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    return pm.registry(pm.hook.guard_register_rewards)
+    return get_plugin_manager().registry("guard_register_rewards")
 
 
 def reward_owners() -> dict[str, str]:
     """``{reward name: plugin name}`` (recorded in checkpoint metadata, listed by ``guard-train rewards``)."""
     from guard_eval.plugins import get_plugin_manager
 
-    pm = get_plugin_manager()
-    return pm.owners(pm.hook.guard_register_rewards)
+    return get_plugin_manager().owners("guard_register_rewards")
 
 
 def get_rewards(names: Sequence[str]) -> dict[str, Reward]:
@@ -74,13 +73,6 @@ def completion_text(completion: str | list[dict[str, str]]) -> str:
     if isinstance(completion, str):
         return completion
     return "".join(m.get("content", "") for m in completion if m.get("role", "assistant") == "assistant")
-
-
-def conversation(prompt: str | list[dict[str, str]]) -> tuple[str, str | None]:
-    """The (request, response) a guard prompt asks about (see :func:`guard_eval.prompting.parse_input`)."""
-    from guard_eval.prompting import parse_input
-
-    return parse_input(prompt)
 
 
 def _column(values: Sequence[Any] | None, n: int, name: str) -> list[Any]:

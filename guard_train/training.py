@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from guard_eval.modeling import checkpoint_metadata, is_adapter
+from guard_eval.modeling import adapter_base, checkpoint_metadata, is_adapter
 from guard_eval.results.rundir import set_aside
 from guard_train.config import ConfigError, MethodConfig, option
 from guard_train.metadata import is_finished, write_metadata
@@ -129,13 +129,10 @@ def load_policy(model: str, cfg: TrainConfig):
 
     dtype = getattr(torch, cfg.dtype) if cfg.dtype else (torch.bfloat16 if _gpu() else torch.float32)
     if is_adapter(model):
-        import json
-
         from peft import PeftModel
 
-        base = json.loads(Path(model, "adapter_config.json").read_text())["base_model_name_or_path"]
-        policy = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base, dtype=dtype), model, is_trainable=True)
-        return policy, None
+        base = AutoModelForCausalLM.from_pretrained(adapter_base(model), dtype=dtype)
+        return PeftModel.from_pretrained(base, model, is_trainable=True), None
     policy = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
     if not cfg.lora:
         return policy, None

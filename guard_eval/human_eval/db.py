@@ -19,9 +19,10 @@ import secrets
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
+
+from guard_eval.results.rundir import now
 
 SCHEMA_VERSION = 1
 
@@ -92,10 +93,6 @@ class Annotator:
     id: int
     name: str
     role: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def hash_token(token: str) -> str:
@@ -232,7 +229,7 @@ def create_study(
         sources = [str(_samples_path(side).resolve()) for side in (a, b)]
         conn.execute(
             "INSERT INTO study VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (SCHEMA_VERSION, name_a, name_b, *sources, n, seed, secrets.token_bytes(32), _now()),
+            (SCHEMA_VERSION, name_a, name_b, *sources, n, seed, secrets.token_bytes(32), now()),
         )
         conn.executemany(
             "INSERT INTO items (id, sample_id, benchmark, task, prompt, response, gold, pred_a, reasoning_a, pred_b, "
@@ -254,7 +251,7 @@ def _insert_annotator(conn: sqlite3.Connection, name: str, role: str) -> str:
     token = secrets.token_urlsafe(24)
     conn.execute(
         "INSERT INTO annotators (name, token_hash, role, created) VALUES (?, ?, ?, ?)",
-        (name, hash_token(token), role, _now()),
+        (name, hash_token(token), role, now()),
     )
     return token
 
@@ -343,7 +340,7 @@ class StudyDB:
         cur = self.conn.execute(
             f"INSERT OR IGNORE INTO answers (annotator_id, item_id, {', '.join(QUESTIONS)}, swapped, created) "
             f"VALUES (?, ?, {', '.join('?' * len(QUESTIONS))}, ?, ?)",
-            (annotator_id, item_id, *stored.values(), int(swapped), _now()),
+            (annotator_id, item_id, *stored.values(), int(swapped), now()),
         )
         return cur.rowcount == 1
 

@@ -19,15 +19,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not summary["models"]:
         print(f"no guard_scorer results in {', '.join(args.logs)}", file=sys.stderr)
         return 1
-    if args.json:
-        text = json.dumps(summary, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
-            print(render_markdown(summary))
-    else:
-        print(render_markdown(summary))
+    if args.json and args.json != "-":
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(summary, indent=2) if args.json == "-" else render_markdown(summary))
     return 0
 
 

@@ -68,9 +68,7 @@ def guard_task(
     """The Inspect task of one registered benchmark: generate, then :func:`guard_scorer`."""
     from guard_eval import plugins
 
-    bench = plugins.benchmarks().get(benchmark)
-    if bench is None:
-        raise KeyError(f"unknown benchmark {benchmark!r}; see `guard-eval benchmarks`")
+    bench = plugins.lookup(plugins.benchmarks(), benchmark, "benchmark")
     return Task(
         dataset=MemoryDataset(load_samples([benchmark], data_dir, limit, prompt_variant), name=benchmark),
         solver=generate(),

@@ -65,7 +65,4 @@ def get_judge(name: str, **options: Any) -> Judge:
     """Instantiate the registered judge ``name`` with ``options``."""
     from guard_eval import plugins
 
-    judges = plugins.judges()
-    if name not in judges:
-        raise KeyError(f"unknown judge {name!r}; registered: {', '.join(sorted(judges)) or 'none'}")
-    return judges[name].factory(**options)
+    return plugins.lookup(plugins.judges(), name, "judge").factory(**options)

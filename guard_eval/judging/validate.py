@@ -23,13 +23,9 @@ from typing import Any
 
 from guard_eval.judging import JudgeInput, JudgeScore, get_judge
 from guard_eval.judging.rubric import MODEL_COMPONENTS
+from guard_eval.results.readers import load_reference_traces
 from guard_eval.results.renderers import markdown_table
 
-def load_reference_traces(data_dir: str | Path | None, model: str, limit: int | None = None) -> dict[str, list[JudgeInput]]:
-    """The released traces of ``model`` ("1B" or "3B") as judge inputs (read by :mod:`guard_eval.results.readers`)."""
-    from guard_eval.results.readers import load_reference_traces as load
-
-    return {bench: [JudgeInput(*t) for t in traces] for bench, traces in load(data_dir, model, limit).items()}
 
 
 def shuffled(items: Sequence[JudgeInput], seed: int = 0) -> list[JudgeInput]:
@@ -43,12 +39,15 @@ def shuffled(items: Sequence[JudgeInput], seed: int = 0) -> list[JudgeInput]:
     return [JudgeInput(it.prompt, it.response, items[donor[i]].output, it.task, it.gold) for i, it in enumerate(items)]
 
 
-def _mean(scores: Sequence[JudgeScore], key: str) -> float | None:
+def _values(scores: Sequence[JudgeScore], key: str) -> list[float]:
+    """``key`` of each score the judge could produce; ``gold_free`` is the mean of the model-scored components."""
     ok = [s for s in scores if s.error is None]
-    if not ok:
-        return None
-    values = [sum(getattr(s, k) for k in MODEL_COMPONENTS) / 3 if key == "gold_free" else getattr(s, key) for s in ok]
-    return sum(values) / len(values)
+    return [sum(getattr(s, k) for k in MODEL_COMPONENTS) / 3 if key == "gold_free" else getattr(s, key) for s in ok]
+
+
+def _mean(scores: Sequence[JudgeScore], key: str) -> float | None:
+    values = _values(scores, key)
+    return sum(values) / len(values) if values else None
 
 
 def _auc(pos: Sequence[float], neg: Sequence[float]) -> float | None:
@@ -90,16 +89,12 @@ def check(
 
 
 def _row(name, right, wrong, scores, shuf) -> dict[str, Any]:
-    def values(ss, key):
-        ok = [s for s in ss if s.error is None]
-        return [sum(getattr(s, k) for k in MODEL_COMPONENTS) / 3 if key == "gold_free" else getattr(s, key) for s in ok]
-
     row: dict[str, Any] = {"benchmark": name, "n_right": len(right), "n_wrong": len(wrong)}
     for key in ("total", "gold_free", *MODEL_COMPONENTS):
         row[key] = {
             "right": _mean(right, key),
             "wrong": _mean(wrong, key),
-            "auc": _auc(values(right, key), values(wrong, key)),
+            "auc": _auc(_values(right, key), _values(wrong, key)),
         }
     row["relevance_real"] = _mean(scores, "relevance")
     row["relevance_shuffled"] = _mean(shuf, "relevance")

@@ -39,10 +39,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.output:
         path = Path(args.output)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(out, bytes):
-            path.write_bytes(out)
-        else:
-            path.write_text(out, encoding="utf-8")
+        path.write_bytes(out if isinstance(out, bytes) else out.encode("utf-8"))
         print(f"{fmt}: {path} ({len(table.rows)} rows, {len(table.columns)} columns)")
         if fmt != "md":
             print(render(table, "md", ci=not args.no_ci))

@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from guard_eval.results.model import BenchmarkResult, Run, f1_resamples
+from guard_eval.metrics import f1_resamples, percentile_ci
+from guard_eval.results.model import BenchmarkResult, Run
 
 
 @dataclass
@@ -74,10 +75,8 @@ def paired_bootstrap(
     tb, pb = b.arrays()
     idx = np.random.default_rng(seed).integers(0, len(ta), size=(resamples, len(ta)))
     deltas = f1_resamples(tb, pb, idx) - f1_resamples(ta, pa, idx)
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(deltas, [alpha, 1 - alpha])
     p = min(1.0, 2 * min(float(np.mean(deltas <= 0)), float(np.mean(deltas >= 0))))
-    return (float(lo), float(hi)), p
+    return percentile_ci(deltas, confidence), p
 
 
 def _aligned(a: BenchmarkResult, b: BenchmarkResult) -> tuple[BenchmarkResult, BenchmarkResult, int]:

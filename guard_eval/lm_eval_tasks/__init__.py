@@ -68,11 +68,8 @@ def registry_files(include_plugins: bool = True) -> dict[str, str]:
     from guard_eval.default_benchmarks import SUITES
 
     if include_plugins:
-        benchmarks = plugins.benchmarks()
-    else:
-        pm = plugins.make_plugin_manager(load_entry_points=False)
-        benchmarks = pm.registry(pm.hook.guard_register_benchmarks)
-    return render(benchmarks, SUITES)
+        return render(plugins.benchmarks(), SUITES)
+    return render(plugins.make_plugin_manager(load_entry_points=False).registry("guard_register_benchmarks"), SUITES)
 
 
 def write(folder: Path, files: Mapping[str, str]) -> list[Path]:
@@ -109,22 +106,11 @@ def lm_eval_path(available: bool = False) -> Path:
     """
     files = registry_files()
     if available:
-        import sys
-
         from guard_eval import plugins
         from guard_eval.default_benchmarks import SUITES
-        from guard_eval.selection import missing_data
+        from guard_eval.selection import with_data
 
-        present, skipped = {}, {}
-        for name, bench in plugins.benchmarks().items():
-            reason = missing_data(bench)
-            if reason:
-                skipped.setdefault(reason, []).append(name)
-            else:
-                present[name] = bench
-        for reason, names in skipped.items():  # one line per missing file
-            print(f"warning: skipping {', '.join(names)}: {reason}", file=sys.stderr)
-        files = render(present, SUITES)
+        files = render({b.name: b for b in with_data(plugins.benchmarks().values())}, SUITES)
     elif all((PACKAGED / n).is_file() for n in files):
         return PACKAGED
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "guard-bench"

@@ -33,13 +33,11 @@ def load_benchmark(benchmark: str, data_dir: str | None = None, **_lm_eval_metad
 
     from guard_eval import plugins
 
-    known = plugins.benchmarks()
-    if benchmark not in known:
-        raise KeyError(f"unknown benchmark {benchmark!r} in dataset_kwargs; registered: {', '.join(sorted(known))}")
+    bench = plugins.lookup(plugins.benchmarks(), benchmark, "benchmark (dataset_kwargs)")
     rows = [
         {"id": s.id, "benchmark": s.benchmark, "task": s.task.value, "prompt": s.prompt,
          "response": s.response, "label": s.label}
-        for s in known[benchmark].load(data_dir)
+        for s in bench.load(data_dir)
     ]  # fmt: skip
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 

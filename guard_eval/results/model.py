@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from guard_eval.metrics import _f1_from_counts, binary_metrics
+from guard_eval.metrics import binary_metrics, f1_resamples, percentile_ci
 from guard_eval.verdict import TaskType
 
 
@@ -112,21 +112,13 @@ class Run:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def f1_resamples(y_true: np.ndarray, y_pred: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """F1 (x100) of each resample given a (resamples x n) index draw."""
-    t, p = y_true[idx], y_pred[idx]
-    return _f1_from_counts((t & p).sum(1), (~t & p).sum(1), (t & ~p).sum(1))
-
-
 def mean_ci(values: Sequence[float], resamples: int = 1000, confidence: float = 0.95, seed: int = 0):
     """Percentile bootstrap interval of a mean; ``None`` for fewer than two values."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2 or resamples <= 0:
         return None
     idx = np.random.default_rng(seed).integers(0, len(x), size=(resamples, len(x)))
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(x[idx].mean(1), [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    return percentile_ci(x[idx].mean(1), confidence)
 
 
 def weighted_f1_ci(results: Sequence[BenchmarkResult], resamples: int = 1000, confidence: float = 0.95, seed: int = 0):
@@ -140,6 +132,4 @@ def weighted_f1_ci(results: Sequence[BenchmarkResult], resamples: int = 1000, co
     for r in results:
         y_true, y_pred = r.arrays()
         acc += r.n / total * f1_resamples(y_true, y_pred, rng.integers(0, r.n, size=(resamples, r.n)))
-    alpha = (1 - confidence) / 2
-    lo, hi = np.quantile(acc, [alpha, 1 - alpha])
-    return float(lo), float(hi)
+    return percentile_ci(acc, confidence)

@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from guard_eval.results.model import BenchmarkResult, Outcome, Run, mean_ci
 from guard_eval.results.rundir import RESULTS_FILE, SAMPLES_FILE, read_records
 from guard_eval.verdict import normalize_label, parse_verdict
+
+if TYPE_CHECKING:
+    from guard_eval.judging import JudgeInput
 
 BASELINES = ("jbb", "guardreasoner-1b", "guardreasoner-3b")
 JBB_JUDGES = ("harmbench_cf", "gpt4_cf", "llamaguard2_cf", "llama3_cf")
@@ -342,38 +345,30 @@ def _jbb_baseline(data_dir: str | None) -> list[Run]:
     return runs
 
 
-class ReferenceTrace(NamedTuple):
-    """A released trace, in :class:`guard_eval.judging.JudgeInput`'s field order."""
-
-    prompt: str
-    response: str | None
-    output: str
-    task: str
-    gold: str
-
-
-def reference_trace(row: dict[str, Any], task: str, gold: str, where: str) -> ReferenceTrace:
+def reference_trace(row: dict[str, Any], task: str, gold: str, where: str) -> JudgeInput:
     """A released ``generated_predictions.jsonl`` row (instruction + input in ``prompt``) as a trace."""
+    from guard_eval.judging import JudgeInput
     from guard_eval.prompting import parse_input
 
     text = row.get("prompt", "")
     if _HUMAN not in text or "predict" not in row:
         raise RunFormatError(f"{where}: expected fields prompt (with 'Human user:') and predict, got {sorted(row)}")
     prompt, response = parse_input(text)
-    return ReferenceTrace(prompt, response, row["predict"], task, gold)
+    return JudgeInput(prompt, response, row["predict"], task, gold)
 
 
 def load_reference_traces(
     data_dir: str | Path | None, model: str, limit: int | None = None
-) -> dict[str, list[ReferenceTrace]]:
-    """``{benchmark: [trace...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B")."""
+) -> dict[str, list[JudgeInput]]:
+    """``{benchmark: [trace...]}`` for the benchmarks with released predictions of ``model`` ("1B" or "3B"), as judge
+    inputs (:mod:`guard_eval.judging.validate` checks judges on them)."""
     from guard_eval.benchmarks import read_rows, resolve_data_dir
     from guard_eval import plugins
 
     root = resolve_data_dir(data_dir)
     if root is None:
         raise FileNotFoundError("no data directory: pass --data-dir or set $GUARD_DATA_DIR")
-    out: dict[str, list[ReferenceTrace]] = {}
+    out: dict[str, list[JudgeInput]] = {}
     for name, bench in sorted(plugins.benchmarks().items()):
         rel = bench.reference_predictions.get(model)
         if rel:
