@@ -178,6 +178,8 @@ def make_runner(name: str, model, tokenizer):
 
 
 def make_vllm_runner(model, tokenizer):
+    """vLLM's offline engine on the same weights. Prompts go in as token ids and outputs come back as ids
+    (``detokenize=False``): a random-weight shape's vocabulary is larger than guard_eval's local tokenizer."""
     import tempfile
 
     from vllm import LLM, SamplingParams
@@ -185,13 +187,17 @@ def make_vllm_runner(model, tokenizer):
     path = tempfile.mkdtemp(prefix="guard-bench-vllm-")
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
+    start = time.perf_counter()
     llm = LLM(path, enable_prefix_caching=True, dtype=str(model.dtype).removeprefix("torch."), seed=0,
               gpu_memory_utilization=0.5)  # fmt: skip
+    print(json.dumps({"backend": "vllm", "engine_start_s": time.perf_counter() - start}), flush=True)
 
     def run(texts, rows, k, new_tokens):
         temperature = SAMPLING_TEMPERATURE if k > 1 else 0.0
-        params = SamplingParams(n=k, temperature=temperature, max_tokens=new_tokens, ignore_eos=True)
-        return [c.text for out in llm.generate(texts, params, use_tqdm=False) for c in out.outputs]
+        params = SamplingParams(n=k, temperature=temperature, max_tokens=new_tokens, ignore_eos=True,
+                                detokenize=False)  # fmt: skip
+        prompts = [{"prompt_token_ids": ids} for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return [c.token_ids for out in llm.generate(prompts, params, use_tqdm=False) for c in out.outputs]
 
     return run
 

@@ -1,50 +1,39 @@
 #!/usr/bin/env bash
 # vLLM 0.24.0 on the GPU image from carried wheels (what and why: benchmarks/vllm_wheels.md).
 #
-# Here (no GPU), once: the wheels are fetched and cut into .whl-vllm/p1 .. p6 (each <= 48 MiB, so that one batch
-#                      plus the ~12 MB repo stays under the 64 MiB a device call may carry).
-# Device, one call per batch, back to back (the machine keeps /tmp while it is held):
-#     bash benchmarks/vllm_install.sh stash pN        # carry .whl-vllm/pN; copies it into /tmp/vllm-wheels
-# Device, after the last stash (same or next call):
-#     bash benchmarks/vllm_install.sh install         # joins + checks the vllm wheel, installs to /tmp/vllm-site
+# Here (no GPU):  bash benchmarks/vllm_install.sh fetch DIR   # the 21 pinned cp312 wheels (~282 MiB) into DIR
+# Device:         VLLM_WHEELS=DIR bash benchmarks/vllm_install.sh install   # into /tmp/vllm-site, checked
 # then, in every command that uses vLLM:
 #     export PYTHONPATH=/tmp/vllm-site VLLM_USE_FLASHINFER_SAMPLER=0 VLLM_NO_USAGE_STATS=1
+# A device call carries at most 64 MiB, so the wheels travel in parts: benchmarks/gpu_vllm.sh does that.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-W=/tmp/vllm-wheels
+W=${VLLM_WHEELS:-/tmp/vllm-wheels}
 SITE=/tmp/vllm-site
 VLLM_WHL=vllm-0.24.0-cp38-abi3-manylinux_2_28_x86_64.whl
 VLLM_SHA256=2d2831aeba311292250df0132dbc4d8e9f42c654536eaec48e6fe58acb1822cf
-VLLM_PARTS=6
 # Only installed when the image's typing_extensions is older than pydantic-core/openai need (>= 4.14.1).
 TE_FALLBACK=typing_extensions-4.15.0-py3-none-any.whl
 
-stash() {
-    local b=${1:?usage: stash pN}
-    [ -d ".whl-vllm/$b" ] || { echo "no .whl-vllm/$b here: name it in carry" >&2; exit 1; }
-    mkdir -p "$W"
-    cp ".whl-vllm/$b"/* "$W"/
-    echo "stashed $b: $(ls "$W" | wc -l) files, $(du -sh "$W" | cut -f1) in $W"
-}
+WHEELS="vllm==0.24.0 pydantic==2.13.5 pydantic-core==2.46.5 annotated-types==0.8.0 typing-inspection==0.4.2
+    msgspec==0.22.0 pyzmq==27.3.0 cbor2==6.3.0 cachetools==8.0.2 pybase64==1.5.1 openai-harmony==0.0.8 openai==2.54.0
+    distro==1.9.0 sniffio==1.3.1 fastapi==0.136.3 starlette==1.10.0 partial-json-parser==0.2.1.1.post7
+    llguidance==1.7.6 xgrammar==0.2.9 apache-tvm-ffi==0.1.11 typing-extensions==4.15.0"
 
-assemble() {
-    if [ -f "$W/$VLLM_WHL" ] && echo "$VLLM_SHA256  $W/$VLLM_WHL" | sha256sum -c --status; then
-        echo "vllm wheel already joined"; return
-    fi
-    local n; n=$(ls "$W/$VLLM_WHL".part-* 2>/dev/null | wc -l || true)
-    if [ "$n" -ne "$VLLM_PARTS" ]; then
-        echo "have $n of $VLLM_PARTS vllm parts: $(ls "$W" 2>/dev/null | grep part- | tr '\n' ' ')" >&2
-        echo "stash the missing batches first (bash benchmarks/vllm_install.sh stash pN)" >&2; exit 1
-    fi
-    # split -b names its pieces .part-aa, .part-ab, ...: the C-locale sort is their order
-    LC_ALL=C ls "$W/$VLLM_WHL".part-* | LC_ALL=C sort | xargs cat > "$W/$VLLM_WHL"
-    echo "$VLLM_SHA256  $W/$VLLM_WHL" | sha256sum -c || { rm -f "$W/$VLLM_WHL"; exit 1; }
-    rm -f "$W/$VLLM_WHL".part-*
+fetch() {
+    local dir=${1:?usage: fetch DIR} platforms=""
+    for v in 2_39 2_35 2_34 2_31 2_28 2_27 2_26 2_24 2_17 2_12 2_5; do platforms="$platforms --platform manylinux_${v}_x86_64"; done
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp $platforms \
+        --platform manylinux2014_x86_64 --platform manylinux1_x86_64 --platform any -d "$dir" $WHEELS
+    echo "$VLLM_SHA256  $dir/$VLLM_WHL" | sha256sum -c
+    echo "$(ls "$dir"/*.whl | wc -l) wheels, $(du -sh "$dir" | cut -f1) in $dir"
 }
 
 install() {
-    assemble
+    echo "$VLLM_SHA256  $W/$VLLM_WHL" | sha256sum -c
     # one version of each distribution, or pip --target would leave a mix
     local dups
     dups=$(ls "$W"/*.whl | xargs -n1 basename | cut -d- -f1 | tr 'A-Z-' 'a-z_' | sort | uniq -d)
@@ -119,7 +108,7 @@ print("vllm", vllm.__version__, "torch", torch.__version__,
 }
 
 case "${1:-}" in
-    stash) stash "${2:-}" ;;
+    fetch) fetch "${2:-}" ;;
     install) install ;;
-    *) echo "usage: bash benchmarks/vllm_install.sh stash pN | install" >&2; exit 2 ;;
+    *) echo "usage: bash benchmarks/vllm_install.sh fetch DIR | install" >&2; exit 2 ;;
 esac

@@ -316,7 +316,7 @@ def guard_register_commands(program, subparsers):
     p.add_argument("--benchmarks", nargs="+", default=["demo"], help="benchmark or suite names (default: demo)")
     p.add_argument("--output", required=True, help="output dir (results.json + samples.jsonl); re-run to resume")
     p.add_argument("--name", help="label for this checkpoint in reports")
-    p.add_argument("--backend", default="auto", help="generation backend: auto (vllm if installed, else hf), hf, "
+    p.add_argument("--backend", default="auto", help="generation backend: auto (= hf, the fast loop), hf, "
                    "vllm, inspect (--model is then an Inspect model name), or a plugin's (see `guard-eval plugins`)")
     p.add_argument("--backend-option", action="append", metavar="KEY=VALUE",
                    help="backend option, repeatable: tensor_parallel_size=2, max_model_len=8192, max_connections=8")

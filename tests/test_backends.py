@@ -34,7 +34,7 @@ CHATS = [
 def test_builtin_backends_are_registered_through_guard_register_backends():
     specs = available_backends()
     assert {"hf", "vllm", "inspect"} <= set(specs)
-    assert specs["vllm"].priority > specs["hf"].priority > specs["inspect"].priority
+    assert specs["hf"].priority > specs["vllm"].priority > specs["inspect"].priority
 
 
 # -- vllm against a fake vllm module -----------------------------------------------------------------------------------
@@ -162,8 +162,9 @@ def test_vllm_runs_a_lora_adapter_on_its_base_model(fake_vllm, tiny_model, tmp_p
     assert tokenizer_source(str(adapter)) == str(adapter)
 
 
-def test_auto_picks_vllm_when_installed(fake_vllm, tiny_model):
-    assert get_backend("auto", str(tiny_model), device="cpu", dtype=None).name == "vllm"
+def test_auto_picks_hf_even_with_vllm_installed(fake_vllm, tiny_model):
+    assert get_backend("auto", str(tiny_model), device="cpu", dtype=None).name == "hf"
+    assert get_backend("vllm", str(tiny_model), device="cpu", dtype=None).name == "vllm"
 
 
 def test_auto_picks_hf_without_vllm(no_vllm, tiny_model):
@@ -175,7 +176,7 @@ def test_auto_picks_hf_without_vllm(no_vllm, tiny_model):
 def test_cli_run_through_the_vllm_backend(fake_vllm, tiny_model, tmp_path):
     out = tmp_path / "run"
     argv = ["run", "--model", str(tiny_model), "--benchmarks", "demo_prompt", "--limit", "3", "--output", str(out),
-            "--no-progress", "--backend-option", "tensor_parallel_size=2"]  # fmt: skip
+            "--no-progress", "--backend", "vllm", "--backend-option", "tensor_parallel_size=2"]  # fmt: skip
     assert main(argv) == 0
     assert fake_vllm.instances[-1].kwargs["tensor_parallel_size"] == 2
     results = json.loads((out / "results.json").read_text())
