@@ -40,6 +40,7 @@ prepare() {  # on the CPU machine
 setup() {  # device call 1
   mkdir -p $W /tmp/data && cp .gpu/p1/part-* $W/
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpu/p1/whl/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . 2>&1 | grep -v -i warn  # guard_train's built-ins are entry points
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
   python3 -c "import torch, transformers, trl, peft, datasets, pyarrow; print(torch.__version__, torch.cuda.device_count(), transformers.__version__, trl.__version__, peft.__version__, datasets.__version__, pyarrow.__version__)"
 }

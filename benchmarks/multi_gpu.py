@@ -12,11 +12,16 @@ on 1 and N processes at the same global batch (per-device batch x accumulation x
 ``num_tokens``, gathered over ranks), peak GPU memory of rank 0, and the loss curve; optionally with
 ``use_liger_kernel``.
 
-``--cpu-smoke`` runs both on CPU with the tiny model (DDP over gloo instead of FSDP), to test this script.
+``dpo``: ``guard-train dpo``, full fine-tuning against a frozen copy (``lora=false``), in the same way, on pairs made
+from the SFT traces: chosen = the trace, rejected = the same trace with its answers flipped (harmful <-> unharmful,
+refusal <-> compliance): real lengths and prompts, for measuring speed and memory, not a training recipe.
+
+``--cpu-smoke`` runs them on CPU with the tiny model (DDP over gloo instead of FSDP), to test this script.
 
     python benchmarks/multi_gpu.py eval --model /tmp/llama-1b --benchmarks aegis harmbench_prompt --processes 2 \\
         --json out/eval.json
     python benchmarks/multi_gpu.py sft --model /tmp/llama-1b --processes 2 --max-steps 8 --json out/sft.json
+    python benchmarks/multi_gpu.py dpo --model /tmp/llama-1b --processes 1 --accelerate-config "" --liger
     python benchmarks/multi_gpu.py eval --cpu-smoke --json /tmp/eval-smoke.json
 """
 
@@ -285,23 +290,51 @@ def eval_scaling(args) -> dict:
 # -- training ----------------------------------------------------------------------------------------------------------
 
 
-def sft_run(args, processes: int, liger: bool, port: int) -> dict:
+FLIPS = {"unharmful": "harmful", "harmful": "unharmful", "refusal": "compliance", "compliance": "refusal"}
+
+
+def flipped_answers(trace: str) -> str:
+    """``trace`` with its answer lines (``Request: harmful`` ...) flipped, the reasoning before them kept."""
+    import re
+
+    flipped, n = re.subn(r"(?m)^(\s*(?:Request|Completion|Response)\s*:\s*)(unharmful|harmful|refusal|compliance)\b",
+                         lambda m: m.group(1) + FLIPS[m.group(2)], trace)  # fmt: skip
+    if not n:
+        raise ValueError(f"trace has no answer lines to flip: {trace[-200:]!r}")
+    return flipped
+
+
+def flip_pairs(args) -> Path:
+    """DPO pairs from the SFT traces (``--sft-data``): chosen = the trace, rejected = its answers flipped."""
+    from guard_train.data import load_traces
+
+    path = Path(args.workdir) / "flip-pairs.jsonl"
+    with path.open("w") as f:
+        for ex in load_traces([args.sft_data], args.data_dir):
+            turn = lambda text: [{"role": "assistant", "content": text}] if isinstance(ex.prompt, list) else text
+            f.write(json.dumps({"prompt": ex.prompt, "chosen": turn(ex.completion),
+                                "rejected": turn(flipped_answers(ex.completion))}) + "\n")  # fmt: skip
+    return path
+
+
+def train_run(args, processes: int, liger: bool, port: int) -> dict:
     work = Path(args.workdir)
-    name = f"sft-{processes}{'-liger' if liger else ''}"
+    name = f"{args.what}-{processes}{'-liger' if liger else ''}"
     output = work / name
     accumulation = args.global_batch // (args.per_device_batch * processes)
     if accumulation < 1 or accumulation * args.per_device_batch * processes != args.global_batch:
         raise ValueError(f"global batch {args.global_batch} is not per-device {args.per_device_batch} x {processes} x k")
-    config = None if args.cpu_smoke else args.accelerate_config
+    config = None if args.cpu_smoke else args.accelerate_config or None
+    data = args.sft_data if args.what == "sft" else flip_pairs(args)
     cmd = launcher(processes, port, config=config, cpu=args.cpu_smoke)
-    cmd += ["-m", "guard_train.cli", "sft", "--config", str(ROOT / "configs/sft.yaml"),
+    cmd += ["-m", "guard_train.cli", args.what, "--config", str(ROOT / f"configs/{args.what}.yaml"),
             "--set", f"model={args.model}", "--set", f"output_dir={output}", "--set", "overwrite=true",
             "--set", "lora=false", "--set", "merge=false", "--set", f"max_steps={args.max_steps}",
             "--set", "logging_steps=1", "--set", f"max_length={args.max_length}",
             "--set", f"per_device_train_batch_size={args.per_device_batch}",
-            "--set", f"gradient_accumulation_steps={accumulation}", "--set", f"data={args.sft_data}",
+            "--set", f"gradient_accumulation_steps={accumulation}", "--set", f"data={data}",
             "--set", f"use_liger_kernel={'true' if liger else 'false'}"]  # fmt: skip
-    if args.data_dir:
+    if args.data_dir and args.what == "sft":  # dpo's pairs file was made here, reading it
         cmd += ["--set", f"data_dir={args.data_dir}"]
     env = base_env({"OMP_NUM_THREADS": "1"} if args.cpu_smoke else None)
     rc, seconds = run_logged(cmd, env, work / f"{name}.log", args.timeout)
@@ -325,21 +358,22 @@ def sft_run(args, processes: int, liger: bool, port: int) -> dict:
     return row
 
 
-def sft_scaling(args) -> dict:
+def train_scaling(args) -> dict:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     variants = [(1, False), (args.processes, False)]
     if args.liger:
         variants += [(1, True), (args.processes, True)]
+    variants = list(dict.fromkeys(variants))  # --processes 1: each variant once
     rows = []
     result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "rows": rows}
     for i, (processes, liger) in enumerate(variants):
         if args.deadline and time.time() > args.deadline:
-            print(f"sft {processes} processes liger={liger}: skipped, past the deadline", flush=True)
+            print(f"{args.what} {processes} processes liger={liger}: skipped, past the deadline", flush=True)
             continue
         try:
-            rows.append(sft_run(args, processes, liger, args.port and args.port + 10 + i))
+            rows.append(train_run(args, processes, liger, args.port and args.port + 10 + i))
         except Exception as e:  # noqa: BLE001 -- one failing variant must not lose the others
-            print(f"sft {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
+            print(f"{args.what} {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
             rows.append({"processes": processes, "liger": liger, "error": f"{type(e).__name__}: {e}"})
         dump(args, result)
     for row in rows:
@@ -355,7 +389,7 @@ def sft_scaling(args) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["eval", "sft"])
+    p.add_argument("what", choices=["eval", "sft", "dpo"])
     p.add_argument("--model", help="checkpoint dir (default with --cpu-smoke: a tiny model built in the workdir)")
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--cpu-smoke", action="store_true", help="CPU, tiny model, DDP over gloo: tests this script")
@@ -372,9 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backend-option", action="append")
     p.add_argument("--skip-kill", action="store_true")
     p.add_argument("--kill-after", type=int, default=8, help="records in the victim's shard before it is killed")
-    # sft
+    # sft, dpo
     p.add_argument("--sft-data", default="synthetic:demo")
-    p.add_argument("--accelerate-config", default=str(ROOT / "configs/accelerate/fsdp.yaml"))
+    p.add_argument("--accelerate-config", default=str(ROOT / "configs/accelerate/fsdp.yaml"),
+                   help='"" for a plain process (1 GPU)')
     p.add_argument("--global-batch", type=int, default=32)
     p.add_argument("--per-device-batch", type=int, default=4)
     p.add_argument("--max-steps", type=int, default=8)
@@ -389,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
         args.model = str(build_tiny_model(Path(args.workdir) / "tiny"))
     if not args.model:
         p.error("--model is required (or --cpu-smoke)")
-    dump(args, eval_scaling(args) if args.what == "eval" else sft_scaling(args))
+    dump(args, eval_scaling(args) if args.what == "eval" else train_scaling(args))
     return 0
 
 

@@ -11,6 +11,7 @@ mkdir -p "$out"
 if [ -d .whl-train ] && [ ! -d /tmp/site ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl-train/*.whl
 fi
+python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null  # guard_train's built-ins are entry points
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export GUARD_DATA_DIR=${GUARD_DATA_DIR:-$PWD/.gpu-data} NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"

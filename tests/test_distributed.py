@@ -114,3 +114,15 @@ def test_round3_summary_reports_numbers_failures_and_missing_parts(tmp_path, cap
     assert "kill rank 1 at 256 records" in out and "missing 0, extra 0, duplicates 0" in out
     assert "| 1 | False | 4 x 8 x 1 | 0.700 | 16,300 | 1.00 | 100 | 20.2 | 2.500 2.250 | 45 |" in out
     assert "FAILED: ValueError: no CUDA" in out
+
+
+def test_flipped_answers_flips_only_the_answer_lines():
+    script = _multi_gpu_script()
+    trace = ("The request is harmful? No: it is unharmful.\n\nAnswers: \nRequest: unharmful\nCompletion: compliance\n"
+             "Response: harmful")  # fmt: skip
+    flipped = script.flipped_answers(trace)
+    assert flipped.startswith("The request is harmful? No: it is unharmful.")  # the reasoning is kept
+    assert flipped.endswith("Request: harmful\nCompletion: refusal\nResponse: unharmful")
+    assert script.flipped_answers("# Answers\n\nRequest: harmful\nCompletion: None").endswith("Request: unharmful\nCompletion: None")
+    with pytest.raises(ValueError, match="no answer lines"):
+        script.flipped_answers("I cannot tell.")
