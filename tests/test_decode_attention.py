@@ -68,6 +68,8 @@ def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket)
 def test_resolve_names_the_choice(monkeypatch, sharp_model):  # noqa: F811
     config = sharp_model.config
     assert attention.resolve(config, "cuda", None) == ("triton", "triton: reads only attended cache blocks")
+    assert attention.resolve(config, "cuda", None, compile=True)[0] == "sdpa"
+    assert attention.resolve(config, "cuda", "triton", compile=True)[0] == "triton"
     assert attention.resolve(config, "cpu", "sdpa")[0] == "sdpa"
     assert attention.resolve(config, "cpu", None) == ("sdpa", "sdpa (auto picks Triton on CUDA only)")
     assert attention.resolve(config, "cpu", "triton")[0] == "triton"  # under the interpreter

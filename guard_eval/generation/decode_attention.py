@@ -24,16 +24,19 @@ import os
 import torch
 
 
-def resolve(config, device_type: str, requested: str | None) -> tuple[str, str]:
+def resolve(config, device_type: str, requested: str | None, compile: bool = False) -> tuple[str, str]:
     """(``"triton"`` or ``"sdpa"``, why) for a model ``config`` on ``device_type`` given the ``decode_attention`` option.
 
-    ``None`` (auto) = this kernel on CUDA when Triton is installed and the shape fits, else SDPA; ``"triton"`` raises
-    ``ValueError`` naming the reason when it cannot run (on CPU it runs under ``TRITON_INTERPRET=1`` only: tests).
+    ``None`` (auto) = this kernel on CUDA when Triton is installed, the shape fits and the step is not
+    ``torch.compile``'d (measured only uncompiled), else SDPA; ``"triton"`` raises ``ValueError`` naming the reason
+    when it cannot run (on CPU it runs under ``TRITON_INTERPRET=1`` only: tests).
     """
     if requested not in (None, "triton", "sdpa"):
         raise ValueError(f"decode_attention must be 'triton' or 'sdpa', got {requested!r}")
     if requested == "sdpa":
         return "sdpa", "sdpa (decode_attention=sdpa)"
+    if compile and requested is None:
+        return "sdpa", "sdpa (compile=true keeps SDPA; decode_attention=triton forces the kernel)"
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     reason = unsupported_reason(head_dim, heads // (getattr(config, "num_key_value_heads", None) or heads))

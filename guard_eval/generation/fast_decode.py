@@ -208,7 +208,7 @@ class StaticDecoder:
         self.fused_kernels, self.fused_kernels_reason = fused.resolve(model, self.device.type, fused_kernels, compile)
         self._kernels = (lambda: fused.applied(model)) if self.fused_kernels else contextlib.nullcontext
         self.decode_attention, self.decode_attention_reason = attention.resolve(
-            model.config, self.device.type, decode_attention
+            model.config, self.device.type, decode_attention, compile
         )
         self.bucket, self.prefill_tokens, self.check_every = bucket, prefill_tokens, check_every
         params = inspect.signature(model.forward).parameters
