@@ -12,7 +12,8 @@ on 1 and N processes at the same global batch (per-device batch x accumulation x
 ``num_tokens``, gathered over ranks), peak GPU memory of rank 0, and the loss curve; optionally with
 ``use_liger_kernel``.
 
-``dpo``: ``guard-train dpo``, full fine-tuning against a frozen copy (``lora=false``), in the same way, on pairs made
+``dpo``: ``guard-train dpo``, full fine-tuning against a frozen copy (``lora=false``; ``--lora``: an adapter, the
+reference being the weights with it disabled), in the same way, on pairs made
 from the SFT traces: chosen = the trace, rejected = the same trace with its answers flipped (harmful <-> unharmful,
 refusal <-> compliance): real lengths and prompts, for measuring speed and memory, not a training recipe.
 
@@ -329,7 +330,7 @@ def train_run(args, processes: int, liger: bool, port: int) -> dict:
     cmd = launcher(processes, port, config=config, cpu=args.cpu_smoke)
     cmd += ["-m", "guard_train.cli", args.what, "--config", str(ROOT / f"configs/{args.what}.yaml"),
             "--set", f"model={args.model}", "--set", f"output_dir={output}", "--set", "overwrite=true",
-            "--set", "lora=false", "--set", "merge=false", "--set", f"max_steps={args.max_steps}",
+            "--set", f"lora={'true' if args.lora else 'false'}", "--set", "merge=false", "--set", f"max_steps={args.max_steps}",
             "--set", "logging_steps=1", "--set", f"max_length={args.max_length}",
             "--set", f"per_device_train_batch_size={args.per_device_batch}",
             "--set", f"gradient_accumulation_steps={accumulation}", "--set", f"data={data}",
@@ -365,7 +366,7 @@ def train_scaling(args) -> dict:
         variants += [(1, True), (args.processes, True)]
     variants = list(dict.fromkeys(variants))  # --processes 1: each variant once
     rows = []
-    result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "rows": rows}
+    result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "lora": args.lora, "rows": rows}
     for i, (processes, liger) in enumerate(variants):
         if args.deadline and time.time() > args.deadline:
             print(f"{args.what} {processes} processes liger={liger}: skipped, past the deadline", flush=True)
@@ -415,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--liger", action="store_true", help="also run with use_liger_kernel")
+    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (guard-train's default) instead of all weights")
     p.add_argument("--deadline", type=float, help="unix time after which no further variant starts")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
