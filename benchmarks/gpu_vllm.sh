@@ -8,7 +8,7 @@
 #
 # A call carries at most 64 MiB with the ~12 MiB repo, so one tar of everything (~410 MiB) is cut into 48 MiB parts.
 # (1) vLLM vs the fast loop vs lm-eval's HF backend on a Llama-3.2-1B-shaped model (random weights: a speed
-#     measurement), the same prompts, 256 forced tokens, 64 and 256 rows (lm-eval at 64).
+#     measurement), the same prompts, 256 forced tokens, 64 and 256 rows.
 # (2) the shipped guard (LoRA adapter on the GGUF-converted SmolLM2-135M-Instruct) through `guard-eval run` with
 #     --backend vllm and --backend hf on 500 seeded items each of two held-out sets: seconds and verdict agreement.
 set -uo pipefail
@@ -60,7 +60,7 @@ speed() {
   echo "installed after $(($(date +%s) - t0))s"
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/env.txt"
   timeout 420 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --batch-sizes 64 256 \
-    --backends fast vllm lm-eval --baseline lm-eval --baseline-batch-sizes 64 256 --output-len 256 \
+    --backends fast vllm lm-eval --baseline lm-eval --output-len 256 \
     --json "$OUT/vllm-1b.json" > "$OUT/vllm-1b.log" 2>&1
   echo "speed rc=$? after $(($(date +%s) - t0))s"
   grep -v -i -E 'warn|it/s\]' "$OUT/vllm-1b.log" | tail -20

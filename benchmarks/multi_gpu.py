@@ -307,18 +307,18 @@ def flipped_answers(trace: str) -> str:
 
 def flip_pairs(args) -> Path:
     """DPO pairs from the SFT traces (``--sft-data``): chosen = the trace, rejected = its answers flipped."""
+    from guard_eval.results.rundir import write_records
     from guard_train.data import load_traces
+    from guard_train.prefs import as_turn
 
     path = Path(args.workdir) / "flip-pairs.jsonl"
-    with path.open("w") as f:
-        for ex in load_traces([args.sft_data], args.data_dir):
-            turn = lambda text: [{"role": "assistant", "content": text}] if isinstance(ex.prompt, list) else text
-            f.write(json.dumps({"prompt": ex.prompt, "chosen": turn(ex.completion),
-                                "rejected": turn(flipped_answers(ex.completion))}) + "\n")  # fmt: skip
+    write_records(path, ({"prompt": ex.prompt, "chosen": as_turn(ex.prompt, ex.completion),
+                          "rejected": as_turn(ex.prompt, flipped_answers(ex.completion))}
+                         for ex in load_traces([args.sft_data], args.data_dir)))  # fmt: skip
     return path
 
 
-def train_run(args, processes: int, liger: bool, port: int) -> dict:
+def train_run(args, data: str | Path, processes: int, liger: bool, port: int) -> dict:
     work = Path(args.workdir)
     name = f"{args.what}-{processes}{'-liger' if liger else ''}"
     output = work / name
@@ -326,11 +326,11 @@ def train_run(args, processes: int, liger: bool, port: int) -> dict:
     if accumulation < 1 or accumulation * args.per_device_batch * processes != args.global_batch:
         raise ValueError(f"global batch {args.global_batch} is not per-device {args.per_device_batch} x {processes} x k")
     config = None if args.cpu_smoke else args.accelerate_config or None
-    data = args.sft_data if args.what == "sft" else flip_pairs(args)
     cmd = launcher(processes, port, config=config, cpu=args.cpu_smoke)
     cmd += ["-m", "guard_train.cli", args.what, "--config", str(ROOT / f"configs/{args.what}.yaml"),
             "--set", f"model={args.model}", "--set", f"output_dir={output}", "--set", "overwrite=true",
-            "--set", f"lora={'true' if args.lora else 'false'}", "--set", "merge=false", "--set", f"max_steps={args.max_steps}",
+            "--set", f"lora={'true' if args.lora else 'false'}", "--set", "merge=false",
+            "--set", f"max_steps={args.max_steps}",
             "--set", "logging_steps=1", "--set", f"max_length={args.max_length}",
             "--set", f"per_device_train_batch_size={args.per_device_batch}",
             "--set", f"gradient_accumulation_steps={accumulation}", "--set", f"data={data}",
@@ -365,14 +365,16 @@ def train_scaling(args) -> dict:
     if args.liger:
         variants += [(1, True), (args.processes, True)]
     variants = list(dict.fromkeys(variants))  # --processes 1: each variant once
+    data = args.sft_data if args.what == "sft" else flip_pairs(args)  # one pairs file for every variant
     rows = []
-    result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "lora": args.lora, "rows": rows}
+    result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "lora": args.lora,
+              "rows": rows}
     for i, (processes, liger) in enumerate(variants):
         if args.deadline and time.time() > args.deadline:
             print(f"{args.what} {processes} processes liger={liger}: skipped, past the deadline", flush=True)
             continue
         try:
-            rows.append(train_run(args, processes, liger, args.port and args.port + 10 + i))
+            rows.append(train_run(args, data, processes, liger, args.port and args.port + 10 + i))
         except Exception as e:  # noqa: BLE001 -- one failing variant must not lose the others
             print(f"{args.what} {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
             rows.append({"processes": processes, "liger": liger, "error": f"{type(e).__name__}: {e}"})
@@ -416,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--liger", action="store_true", help="also run with use_liger_kernel")
-    p.add_argument("--lora", action="store_true", help="train a LoRA adapter (guard-train's default) instead of all weights")
+    p.add_argument("--lora", action="store_true",
+                   help="train a LoRA adapter (guard-train's default) instead of all weights")
     p.add_argument("--deadline", type=float, help="unix time after which no further variant starts")
     args = p.parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)

@@ -36,7 +36,8 @@ def _installed(module: str):
 @hookimpl
 def guard_register_backends():
     return [
-        BackendSpec("hf", _hf, priority=10, description="the fast decode loop on HF transformers (static cache, CUDA graphs; CPU or GPU; LoRA)"),
+        BackendSpec("hf", _hf, priority=10,
+                    description="fast decode loop on HF transformers (static cache, CUDA graphs; CPU or GPU; LoRA)"),
         BackendSpec("vllm", _vllm, _installed("vllm"), priority=0,
                     description="vLLM (GPU; prefix caching, tensor parallel, LoRA); extra [vllm]"),
         BackendSpec("inspect", _inspect, _installed("inspect_ai"), priority=-10,

@@ -123,6 +123,7 @@ def test_flipped_answers_flips_only_the_answer_lines():
     flipped = script.flipped_answers(trace)
     assert flipped.startswith("The request is harmful? No: it is unharmful.")  # the reasoning is kept
     assert flipped.endswith("Request: harmful\nCompletion: refusal\nResponse: unharmful")
-    assert script.flipped_answers("# Answers\n\nRequest: harmful\nCompletion: None").endswith("Request: unharmful\nCompletion: None")
+    heading_only = script.flipped_answers("# Answers\n\nRequest: harmful\nCompletion: None")
+    assert heading_only.endswith("Request: unharmful\nCompletion: None")
     with pytest.raises(ValueError, match="no answer lines"):
         script.flipped_answers("I cannot tell.")
