@@ -318,9 +318,10 @@ def flip_pairs(args) -> Path:
     return path
 
 
-def train_run(args, data: str | Path, processes: int, liger: bool, port: int) -> dict:
+def train_run(args, data: str | Path, processes: int, liger: bool, port: int, sets: tuple[str, ...] = ()) -> dict:
     work = Path(args.workdir)
-    name = f"{args.what}-{processes}{'-liger' if liger else ''}"
+    settings = [v if v != "true" else k for k, _, v in (s.partition("=") for s in sets)]  # padding_free, flex_attention
+    name = "-".join([args.what, str(processes), *(["liger"] if liger else []), *settings])
     output = work / name
     accumulation = args.global_batch // (args.per_device_batch * processes)
     if accumulation < 1 or accumulation * args.per_device_batch * processes != args.global_batch:
@@ -335,11 +336,12 @@ def train_run(args, data: str | Path, processes: int, liger: bool, port: int) ->
             "--set", f"per_device_train_batch_size={args.per_device_batch}",
             "--set", f"gradient_accumulation_steps={accumulation}", "--set", f"data={data}",
             "--set", f"use_liger_kernel={'true' if liger else 'false'}"]  # fmt: skip
+    cmd += [arg for s in sets for arg in ("--set", s)]
     if args.data_dir and args.what == "sft":  # dpo's pairs file was made here, reading it
         cmd += ["--set", f"data_dir={args.data_dir}"]
     env = base_env({"OMP_NUM_THREADS": "1"} if args.cpu_smoke else None)
     rc, seconds = run_logged(cmd, env, work / f"{name}.log", args.timeout)
-    row = {"processes": processes, "liger": liger, "per_device_batch": args.per_device_batch,
+    row = {"processes": processes, "liger": liger, "sets": list(sets), "per_device_batch": args.per_device_batch,
            "gradient_accumulation": accumulation, "global_batch": args.global_batch, "rc": rc, "wall_s": seconds}  # fmt: skip
     if rc != 0:
         row["error"] = tail(work / f"{name}.log")
@@ -361,26 +363,29 @@ def train_run(args, data: str | Path, processes: int, liger: bool, port: int) ->
 
 def train_scaling(args) -> dict:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
-    variants = [(1, False), (args.processes, False)]
+    variants = [(1, False, ()), (args.processes, False, ())]
     if args.liger:
-        variants += [(1, True), (args.processes, True)]
+        variants += [(1, True, ()), (args.processes, True, ())]
+    variants += [(1, False, tuple(v.split(","))) for v in args.variant or ()]
     variants = list(dict.fromkeys(variants))  # --processes 1: each variant once
     data = args.sft_data if args.what == "sft" else flip_pairs(args)  # one pairs file for every variant
     rows = []
     result = {"model": args.model, "data": args.sft_data, "max_length": args.max_length, "lora": args.lora,
               "rows": rows}
-    for i, (processes, liger) in enumerate(variants):
+    for i, (processes, liger, sets) in enumerate(variants):
+        what = f"{args.what} {processes} processes liger={liger} {' '.join(sets)}".rstrip()
         if args.deadline and time.time() > args.deadline:
-            print(f"{args.what} {processes} processes liger={liger}: skipped, past the deadline", flush=True)
+            print(f"{what}: skipped, past the deadline", flush=True)
             continue
         try:
-            rows.append(train_run(args, data, processes, liger, args.port and args.port + 10 + i))
+            rows.append(train_run(args, data, processes, liger, args.port and args.port + 10 + i, sets))
         except Exception as e:  # noqa: BLE001 -- one failing variant must not lose the others
-            print(f"{args.what} {processes} processes liger={liger} failed: {type(e).__name__}: {e}", flush=True)
-            rows.append({"processes": processes, "liger": liger, "error": f"{type(e).__name__}: {e}"})
+            print(f"{what} failed: {type(e).__name__}: {e}", flush=True)
+            rows.append({"processes": processes, "liger": liger, "sets": list(sets), "error": f"{type(e).__name__}: {e}"})
         dump(args, result)
-    for row in rows:
-        base = next((r for r in rows if r.get("processes") == 1 and r.get("liger") == row.get("liger")), None)
+    for row in rows:  # against 1 process with the same Liger setting and no --variant sets
+        base = next((r for r in rows if r.get("processes") == 1 and r.get("liger") == row.get("liger")
+                     and not r.get("sets")), None)  # fmt: skip
         if base and base.get("steps_per_s") and row.get("steps_per_s"):
             row["speedup"] = row["steps_per_s"] / base["steps_per_s"]
             row["efficiency"] = row["speedup"] / row["processes"]
@@ -418,6 +423,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=8)
     p.add_argument("--max-length", type=int, default=1024)
     p.add_argument("--liger", action="store_true", help="also run with use_liger_kernel")
+    p.add_argument("--variant", action="append", metavar="KEY=VALUE[,KEY=VALUE]",
+                   help="also run on 1 process with these config settings, e.g. padding_free=true,"
+                   "attn_implementation=flex_attention (repeatable)")  # fmt: skip
     p.add_argument("--lora", action="store_true",
                    help="train a LoRA adapter (guard-train's default) instead of all weights")
     p.add_argument("--deadline", type=float, help="unix time after which no further variant starts")

@@ -26,6 +26,8 @@ LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", 
                       "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                       "warmup_stable_decay"]  # fmt: skip
 Dtype = Literal["float32", "bfloat16", "float16"]
+# transformers' attention implementations that need no extra package; a kernel such as flash_attention_2 needs one
+Attention = Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"]
 
 
 @dataclass(kw_only=True)
@@ -53,6 +55,9 @@ class TrainConfig(MethodConfig):
     dtype: Dtype | None = option(None, help="load dtype (float32, bfloat16; default: bf16 on GPU, fp32 on CPU)")
     use_liger_kernel: bool = option(False, help="Liger's fused RMSNorm/rotary/SwiGLU Triton kernels in training "
                                     "(TRL's use_liger_kernel; needs a CUDA GPU and pip install 'guard-bench[gpu]')")
+    attn_implementation: Attention | None = option(None, help="the policy's attention (transformers' "
+                                                   "attn_implementation; default sdpa); flex_attention makes "
+                                                   "padding_free pay off without a flash-attn wheel")  # fmt: skip
 
     def validate(self) -> None:
         super().validate()
@@ -131,9 +136,10 @@ def load_policy(model: str, cfg: TrainConfig):
     if is_adapter(model):
         from peft import PeftModel
 
-        base = AutoModelForCausalLM.from_pretrained(adapter_base(model), dtype=dtype)
+        base = AutoModelForCausalLM.from_pretrained(adapter_base(model), dtype=dtype,
+                                                    attn_implementation=cfg.attn_implementation)
         return PeftModel.from_pretrained(base, model, is_trainable=True), None
-    policy = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+    policy = AutoModelForCausalLM.from_pretrained(model, dtype=dtype, attn_implementation=cfg.attn_implementation)
     if not cfg.lora:
         return policy, None
     from peft import LoraConfig

@@ -168,3 +168,25 @@ def test_refine_rounds_log_and_train_on_refined_pairs(sft_dir, tmp_path):
     meta = checkpoint_metadata(str(out))
     assert meta["method"] == "refine" and len(meta["metrics"]["rounds"]) == 2
     assert evaluate(str(out), tmp_path / "eval")["model"]["metadata"]["method"] == "refine"
+
+
+def test_padding_free_sft_trains_the_same_examples_to_the_same_losses(tiny_model, tmp_path):
+    """One sequence per micro-batch, no padding: the same truncated examples and per-step losses as the padded run."""
+    from guard_train.data import load_traces
+
+    records = [ex.to_trl() for ex in load_traces(["synthetic:demo"], limit=8, quote_words=0)]
+    runs = {}
+    for padding_free in (False, True):
+        cfg = SftConfig(model=str(tiny_model), output_dir=str(tmp_path / str(padding_free)), lora=False, max_steps=3,
+                        learning_rate=1e-3, padding_free=padding_free, **{**SMALL, "per_device_train_batch_size": 4,
+                                                                          "max_length": 450})  # fmt: skip
+        trainer = build_trainer(cfg, str(tiny_model), records)
+        batch = next(iter(trainer.get_train_dataloader()))
+        runs[padding_free] = (batch, trainer.train_dataset, trainer.train().training_loss, trainer.state.log_history)
+    (padded, data, _, logs), (flat, flat_data, _, flat_logs) = runs[False], runs[True]
+    assert data["input_ids"] == flat_data["input_ids"] and max(map(len, data["input_ids"])) == 450  # truncated alike
+    assert "attention_mask" not in flat and flat["input_ids"].shape[0] == 1  # one row, no padding
+    assert flat["input_ids"].shape[1] == padded["attention_mask"].sum() < padded["input_ids"].numel()
+    assert (flat["position_ids"] == 0).sum() == padded["input_ids"].shape[0]  # each example restarts at position 0
+    losses = [h["loss"] for h in logs if "loss" in h]
+    assert len(losses) == 3 and losses == pytest.approx([h["loss"] for h in flat_logs if "loss" in h], rel=1e-4)
