@@ -176,6 +176,8 @@ def test_padding_free_sft_trains_the_same_examples_to_the_same_losses(tiny_model
 
     records = [ex.to_trl() for ex in load_traces(["synthetic:demo"], limit=8, quote_words=0)]
     runs = {}
+    with pytest.warns(UserWarning, match="padding_free with sdpa attention masks the whole micro-batch densely"):
+        SftConfig(model="tiny", output_dir=str(tmp_path), padding_free=True).validate()
     for padding_free in (False, True):
         cfg = SftConfig(model=str(tiny_model), output_dir=str(tmp_path / str(padding_free)), lora=False, max_steps=3,
                         learning_rate=1e-3, padding_free=padding_free, **{**SMALL, "per_device_train_batch_size": 4,
