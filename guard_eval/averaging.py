@@ -29,7 +29,6 @@ PAPER_SAMPLE_COUNTS = {
     "wildguard_response": 1768,
     "xstest_refusal": 449, "wildguard_refusal": 1599,
 }  # fmt: skip
-INFERRED_COUNTS = frozenset({"wildguard_response", "wildguard_refusal"})
 
 
 def average(cells: Mapping[str, tuple[float, int | None]], scheme: str = "weighted") -> float | None:

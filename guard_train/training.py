@@ -11,7 +11,7 @@ import json
 import resource
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +26,7 @@ LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", 
                       "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
                       "warmup_stable_decay"]  # fmt: skip
 Dtype = Literal["float32", "bfloat16", "float16"]
-# transformers' attention implementations that need no extra package; a kernel such as flash_attention_2 needs one
+# transformers' attn_implementation values (flash_attention_2/3 need the flash-attn package)
 Attention = Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"]
 
 
@@ -56,8 +56,8 @@ class TrainConfig(MethodConfig):
     use_liger_kernel: bool = option(False, help="Liger's fused RMSNorm/rotary/SwiGLU Triton kernels in training "
                                     "(TRL's use_liger_kernel; needs a CUDA GPU and pip install 'guard-bench[gpu]')")
     attn_implementation: Attention | None = option(None, help="the policy's attention (transformers' "
-                                                   "attn_implementation; default sdpa); flex_attention makes "
-                                                   "padding_free pay off without a flash-attn wheel")  # fmt: skip
+                                                   "attn_implementation; default sdpa); flex_attention: padding-free "
+                                                   "SFT without flash-attn (docs/performance.md)")  # fmt: skip
 
     def validate(self) -> None:
         super().validate()
@@ -82,7 +82,8 @@ def start(cfg: MethodConfig) -> str | None:
     cfg.validate()
     out = Path(cfg.output_dir)
     if is_finished(out) and not cfg.overwrite:
-        changed = config_changes(checkpoint_metadata(str(out)).get("config", {}), cfg.to_dict())
+        defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
+        changed = config_changes(checkpoint_metadata(str(out)).get("config", {}), cfg.to_dict(), defaults)
         if changed:
             raise ConfigError(f"{out} is finished with another config ({'; '.join(changed)}); pass --overwrite true "
                               "(overwrite: true) to retrain it, or use another output_dir")  # fmt: skip
@@ -94,14 +95,18 @@ def start(cfg: MethodConfig) -> str | None:
     return None
 
 
-def config_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """``["max_steps: 1 -> 5", ...]``: what differs between a finished run's saved config and a new one.
+def config_changes(saved: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[str]:
+    """``["max_steps: 1 -> 5", ...]``: what differs between a finished run's saved config and a new one. An option
+    the saved config lacks (added to guard-train since) is no change while it has its value in ``defaults``.
 
     >>> config_changes({"max_steps": 1, "overwrite": False, "lora_r": 8}, {"max_steps": 5, "overwrite": False, "lora_r": 8})
     ['max_steps: 1 -> 5']
+    >>> config_changes({"max_steps": 1}, {"max_steps": 1, "padding_free": False}, {"padding_free": False})
+    []
     """
     new = json.loads(json.dumps(new, default=str))  # the saved one went through JSON: tuples are lists
-    keys = sorted((set(saved) | set(new)) - {"overwrite"})
+    added = {k for k in set(new) - set(saved) if defaults and k in defaults and new[k] == defaults[k]}
+    keys = sorted((set(saved) | set(new)) - {"overwrite"} - added)
     show = lambda d, k: repr(d[k]) if k in d else "(unset)"  # noqa: E731
     return [f"{k}: {show(saved, k)} -> {show(new, k)}" for k in keys if saved.get(k, ...) != new.get(k, ...)]
 

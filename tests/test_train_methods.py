@@ -93,6 +93,13 @@ def test_finished_output_is_reused_and_overwrite_redoes_it(sft_dir):
         get_method("sft").run(cfg)
     cfg = SftConfig(**json.loads(meta)["config"])
     assert get_method("sft").run(cfg) == str(sft_dir) and (sft_dir / "guard_bench.json").read_text() == meta
+    older = json.loads(meta)  # saved before padding_free/attn_implementation existed: still this config
+    older["config"] = {k: v for k, v in older["config"].items() if k not in ("padding_free", "attn_implementation")}
+    try:
+        (sft_dir / "guard_bench.json").write_text(json.dumps(older))
+        assert get_method("sft").run(cfg) == str(sft_dir)
+    finally:
+        (sft_dir / "guard_bench.json").write_text(meta)
     cfg.max_steps += 1  # another config: refused, not silently answered with the old model
     with pytest.raises(ValueError, match=r"is finished with another config \(max_steps: 6 -> 7\).*overwrite"):
         get_method("sft").run(cfg)

@@ -21,7 +21,6 @@ from inspect_ai.solver import TaskState
 from guard_eval.metrics import BinaryMetrics, binary_metrics
 from guard_eval.verdict import TaskType, parse_verdict
 
-METADATA_KEYS = ("gold", "pred", "parse_error", "benchmark", "task", "id", "contradicts")
 PACKAGE = "guard_eval"
 
 
