@@ -7,6 +7,7 @@ only through MPI, so the test starts torchrun itself.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -127,3 +128,22 @@ def test_flipped_answers_flips_only_the_answer_lines():
     assert heading_only.endswith("Request: unharmful\nCompletion: None")
     with pytest.raises(ValueError, match="no answer lines"):
         script.flipped_answers("I cannot tell.")
+
+
+def test_train_variants_run_with_their_settings_and_compare_with_the_plain_one_process_run(monkeypatch, tmp_path):
+    script = _multi_gpu_script()
+    calls = []
+
+    def fake_run(args, data, processes, liger, port, sets=()):
+        calls.append((processes, liger, sets))
+        return {"processes": processes, "liger": liger, "sets": list(sets), "steps_per_s": 1.0 + len(sets)}
+
+    monkeypatch.setattr(script, "train_run", fake_run)
+    args = argparse.Namespace(
+        what="sft", processes=1, liger=True, variant=["padding_free=true", "padding_free=true,use_liger_kernel=true"],
+        workdir=str(tmp_path), sft_data="synthetic:demo", model="m", max_length=64, lora=False, deadline=None, port=0,
+        json=None)  # fmt: skip
+    rows = script.train_scaling(args)["rows"]
+    assert calls == [(1, False, ()), (1, True, ()), (1, False, ("padding_free=true",)),
+                     (1, False, ("padding_free=true", "use_liger_kernel=true"))]  # fmt: skip
+    assert [r["speedup"] for r in rows] == [1.0, 1.0, 2.0, 3.0]  # variants against the plain no-Liger run
