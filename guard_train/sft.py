@@ -79,9 +79,8 @@ def build_trainer(cfg: SftConfig, model: str, records: list[dict]):
     policy, peft_config = load_policy(model, cfg)
     tokenizer = load_tokenizer(model)
     collator = None
-    if cfg.padding_free:
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        collator = DataCollatorForLanguageModeling(pad_token_id=pad, padding_free=True)
+    if cfg.padding_free:  # load_tokenizer has set a pad token (eos when the tokenizer had none)
+        collator = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=True)
     args = SFTConfig(**trainer_args(cfg, max_length=cfg.max_length, completion_only_loss=True))
     return SFTTrainer(model=policy, args=args, train_dataset=Dataset.from_list(records), data_collator=collator,
                       processing_class=tokenizer, peft_config=peft_config)  # fmt: skip

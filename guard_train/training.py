@@ -82,7 +82,8 @@ def start(cfg: MethodConfig) -> str | None:
     cfg.validate()
     out = Path(cfg.output_dir)
     if is_finished(out) and not cfg.overwrite:
-        defaults = {f.name: f.default for f in fields(cfg) if f.default is not MISSING}
+        defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cfg)
+                    if f.default is not MISSING or f.default_factory is not MISSING}  # fmt: skip
         changed = config_changes(checkpoint_metadata(str(out)).get("config", {}), cfg.to_dict(), defaults)
         if changed:
             raise ConfigError(f"{out} is finished with another config ({'; '.join(changed)}); pass --overwrite true "
@@ -104,8 +105,8 @@ def config_changes(saved: dict[str, Any], new: dict[str, Any], defaults: dict[st
     >>> config_changes({"max_steps": 1}, {"max_steps": 1, "padding_free": False}, {"padding_free": False})
     []
     """
-    new = json.loads(json.dumps(new, default=str))  # the saved one went through JSON: tuples are lists
-    added = {k for k in set(new) - set(saved) if defaults and k in defaults and new[k] == defaults[k]}
+    new, defaults = json.loads(json.dumps([new, defaults or {}], default=str))  # saved went through JSON: tuples=lists
+    added = {k for k in set(new) - set(saved) if k in defaults and new[k] == defaults[k]}
     keys = sorted((set(saved) | set(new)) - {"overwrite"} - added)
     show = lambda d, k: repr(d[k]) if k in d else "(unset)"  # noqa: E731
     return [f"{k}: {show(saved, k)} -> {show(new, k)}" for k in keys if saved.get(k, ...) != new.get(k, ...)]
