@@ -42,7 +42,7 @@ LLAMA_3_2_1B = {
 LLAMA_3_2_3B = {**LLAMA_3_2_1B, "hidden_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 24,
                 "head_dim": 128}  # fmt: skip
 SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_3B}  # tiny: guard_eval.tiny's
-BACKENDS = ("fast", "fast-sdpa", "fast-unfused", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
+BACKENDS = ("fast", "fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
 SAMPLING_TEMPERATURE = 1.0  # k > 1 completions per prompt are sampled (preference data), k = 1 is greedy
 LM_EVAL_MAX_LENGTH = 8192  # lm-eval left-truncates prompts to max_length - max_gen_toks: keep them whole
@@ -124,16 +124,19 @@ def make_runner(name: str, model, tokenizer):
     from guard_eval.generation import GenerationConfig
     from guard_eval.generation.hf import HFBackend
 
-    if name in ("fast", "fast-sdpa", "fast-unfused", "fast-compile", "fast-eager", "generate"):
+    if name in ("fast", "fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile", "fast-eager", "generate"):
         options = {"cuda_graphs": name != "fast-eager", "compile": name == "fast-compile"} if name != "generate" else {}
         if name == "fast-unfused":
             options["fused_kernels"] = False
         if name == "fast-sdpa":
             options["decode_attention"] = "sdpa"
+        if name == "fast-noproj":
+            options["fused_projections"] = False
         backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **options)
         if backend.decoder is not None:
             d = backend.decoder
-            print(f"{name}: fused kernels {d.fused_kernels_reason}; attention {d.decode_attention_reason}", flush=True)
+            print(f"{name}: fused kernels {d.fused_kernels_reason}; projections {d.fused_projections_reason}; "
+                  f"attention {d.decode_attention_reason}", flush=True)
 
         def run(texts, rows, k, new_tokens):
             config = GenerationConfig(max_new_tokens=new_tokens, batch_size=max(1, rows // k), num_samples=k,
@@ -240,11 +243,12 @@ def greedy_agreement(model, tokenizer, texts: list[str], new_tokens: int) -> dic
                                do_sample=False, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     plain = plain[:, enc["input_ids"].shape[1] :].cpu()
     decoders = {"fast": BUILT.get("fast") or HFBackend.from_loaded(model, tokenizer)}
-    for name in ("fast-sdpa", "fast-unfused", "fast-compile"):
+    for name in ("fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile"):
         if name in BUILT:
             decoders[name] = BUILT[name]
     result = {"sequences": len(texts), "new_tokens": new_tokens, "dtype": str(next(model.parameters()).dtype),
               "fused_kernels": {n: b.decoder.fused_kernels_reason for n, b in decoders.items()},
+              "fused_projections": {n: b.decoder.fused_projections_reason for n, b in decoders.items()},
               "decode_attention": {n: b.decoder.decode_attention_reason for n, b in decoders.items()}}  # fmt: skip
     for name, backend in decoders.items():
         fast = backend.decoder.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=new_tokens,
@@ -329,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                 decoder = getattr(BUILT.get(name), "decoder", None)
                 row = {"backend": name, "rows": rows,
                        "fused_kernels": decoder.fused_kernels_reason if decoder is not None else None,
+                       "fused_projections": decoder.fused_projections_reason if decoder is not None else None,
                        "decode_attention": decoder.decode_attention_reason if decoder is not None else None,
                        "num_samples": k, "prompts": len(texts),
                        "prompt_tokens_mean": prompt_tokens, "output_len": args.output_len, "seconds": seconds,

@@ -174,6 +174,8 @@ class StaticDecoder:
         dominate a step at small batch; costs a compilation of about a minute on first use).
     :param fused_kernels: Liger's fused RMSNorm/rotary/SwiGLU kernels while decoding (None: on for CUDA when
         ``liger_kernel`` is installed and the step is not compiled; see :mod:`~guard_eval.generation.fused_kernels`).
+    :param fused_projections: one GEMM for each layer's q/k/v and one for gate/up while decoding (None: on for CUDA
+        when the layers are plain ``nn.Linear``; see :mod:`~guard_eval.generation.fused_projections`).
     :param decode_attention: ``"triton"`` (a kernel that reads only each row's attended cache blocks), ``"sdpa"``, or
         None: Triton on CUDA when installed (see :mod:`~guard_eval.generation.decode_attention`).
     """
@@ -190,10 +192,12 @@ class StaticDecoder:
         check_every: int = 16,
         compile: bool = False,
         fused_kernels: bool | None = None,
+        fused_projections: bool | None = None,
         decode_attention: str | None = None,
     ) -> None:
         from guard_eval.generation import decode_attention as attention
         from guard_eval.generation import fused_kernels as fused
+        from guard_eval.generation import fused_projections as projections
 
         reason = unsupported_reason(model)
         if reason:
@@ -206,7 +210,12 @@ class StaticDecoder:
         self.eos_token_ids = list(eos_token_ids)
         self.cuda_graphs = self.device.type == "cuda" and cuda_graphs is not False
         self.fused_kernels, self.fused_kernels_reason = fused.resolve(model, self.device.type, fused_kernels, compile)
-        self._kernels = (lambda: fused.applied(model)) if self.fused_kernels else contextlib.nullcontext
+        self.fused_projections, self.fused_projections_reason = projections.resolve(
+            model, self.device.type, fused_projections
+        )
+        projections.fuse_storage(model)  # even when off: weights moved later would break other decoders' graphs
+        wanted = ((fused, self.fused_kernels), (projections, self.fused_projections))
+        self._fused = [module.applied for module, on in wanted if on]
         self.decode_attention, self.decode_attention_reason = attention.resolve(
             model.config, self.device.type, decode_attention, compile
         )
@@ -337,7 +346,9 @@ class StaticDecoder:
         # The current CUDA device must be the model's: graph capture, side streams and Triton kernels use it (a
         # data-parallel rank decodes on cuda:LOCAL_RANK while the current device is still cuda:0).
         on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
-        with on_device, self._our_attention(), self._kernels():
+        with on_device, self._our_attention(), contextlib.ExitStack() as fused:
+            for applied in self._fused:  # Liger's kernels, then the fused projections inside them
+                fused.enter_context(applied(self.model))
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
             s.positions.copy_(positions[:, -1:].repeat_interleave(num_samples, dim=0) + 1)

@@ -44,8 +44,9 @@ class HFBackend:
     """Options: ``device``, ``dtype`` (bf16 on GPU by default), ``fast`` (the static-cache loop; default on),
     ``cuda_graphs`` (default: on CUDA), ``compile`` (``torch.compile`` the decode step; default off),
     ``fused_kernels`` (Liger's fused RMSNorm/rotary/SwiGLU in the fast loop; default: on CUDA when ``liger-kernel``
-    is installed, ``false`` turns them off), ``decode_attention`` (``triton``: decode attention reads only each row's
-    attended cache blocks; ``sdpa``; default: Triton on CUDA when installed)."""
+    is installed, ``false`` turns them off), ``fused_projections`` (one GEMM for each layer's q/k/v and one for
+    gate/up in the fast loop; default: on CUDA, ``false`` turns it off), ``decode_attention`` (``triton``: decode
+    attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed)."""
 
     name = "hf"
 
@@ -58,13 +59,15 @@ class HFBackend:
         cuda_graphs: bool | None = None,
         compile: bool = False,
         fused_kernels: bool | None = None,
+        fused_projections: bool | None = None,
         decode_attention: str | None = None,
         **_: object,
     ) -> None:
         self.model_path = model
         model_obj = load_model(model, device=device, dtype=dtype)
         self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile,
-                     fused_kernels=fused_kernels, decode_attention=decode_attention)  # fmt: skip
+                     fused_kernels=fused_kernels, fused_projections=fused_projections,
+                     decode_attention=decode_attention)  # fmt: skip
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, fast: bool = True, **decoder_options) -> HFBackend:
