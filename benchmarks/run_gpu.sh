@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # The GPU measurements behind docs/performance.md and docs/experiments.md, as run on one H100 (torch 2.11,
 # transformers 5.17 preinstalled; the other packages carried as wheels in .whl-train/, the shared data copied to
-# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free OUT_DIR
+# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free|profile|round6 OUT_DIR
 #   throughput  generation tokens/s: our HF backend vs lm-eval's HF backend vs plain generate (issue 8)
 #   experiment  configs/experiments/gpu-0.5b.yaml end to end; re-run to resume after the last finished stage (issue 6)
 #   fsdp        reasoning SFT and DPO of a Llama-3.2-1B-shaped model through `accelerate launch` + FSDP (issue 9)
 #   padding-free  SFT of that model on one GPU, padded vs padding-free (SDPA, flex attention, + Liger) (issue 15)
+#   profile     where an SFT step of that model goes, eager vs torch_compile (benchmarks/profile_train.py) (issue 15)
+#   round6      fused q/k/v + gate/up projections on/off vs lm-eval (bf16, fp32 equality), then DPO and SFT with
+#               pad_to_multiple_of=64 against the plain run before and after it (issue 15)
 set -euo pipefail
 what=$1 out=$2
 mkdir -p "$out"
 wheels=${WHEELS:-.whl-train}
 if [ -d "$wheels" ] && [ ! -d /tmp/site ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$wheels"/*.whl
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$wheels"/*.whl \
+    $(ls "$wheels"/lm/*.whl 2>/dev/null)  # lm/: lm-eval and its dependencies, for the decode comparisons
 fi
 python3 -m pip install -q --no-index --no-deps --no-build-isolation -e . >/dev/null  # guard_train's built-ins are entry points
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -64,6 +68,35 @@ padding-free)  # BATCHES="4 16" STEPS=24; the first, throwaway run compiles flex
       --global-batch 32 --per-device-batch "$batch" --max-steps "${STEPS:-24}" --workdir "/tmp/pf-$batch" \
       --variant padding_free=true --variant $flex --variant $flex,use_liger_kernel=true \
       --json "$out/train-padding-free-b$batch.json" 2>&1 | tee "$out/train-padding-free-b$batch.log"
+  done
+  ;;
+profile)  # STEPS=10; extra --set pairs in SETS (e.g. "use_liger_kernel=true")
+  llama_1b
+  for variant in ${VARIANTS:-eager compile}; do  # eager|compile, -pad64 (pad_to_multiple_of=64), -nocudnn
+    compile=$([[ $variant = compile* ]] && echo true || echo false)
+    extra=""
+    if [[ $variant = *pad64* ]]; then extra="--set pad_to_multiple_of=64"; fi
+    if [[ $variant = *nocudnn* ]]; then extra="$extra --no-cudnn-attention"; fi
+    python3 benchmarks/profile_train.py --config configs/sft.yaml --out "$out/profile-$variant" --skip-steps 4 \
+      --profile-steps "${PROFILE_STEPS:-2}" $extra \
+      --set model=/tmp/llama-1b --set lora=false --set max_steps="${STEPS:-10}" --set max_length=1024 \
+      --set per_device_train_batch_size=4 --set gradient_accumulation_steps=8 --set logging_steps=1 \
+      --set data=guardreasoner:1B:aegis,harmbench_response --set data_dir="$GUARD_DATA_DIR" --set overwrite=true \
+      --set torch_compile=$compile $(for s in ${SETS:-}; do echo --set "$s"; done) 2>&1 | tail -40 > "$out/profile-$variant.log" || true
+  done
+  ;;
+round6)
+  llama_1b
+  t0=$(date +%s)
+  timeout 220 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --batch-sizes 64 256 --output-len 256 \
+    --batches 2 --backends fast fast-noproj lm-eval --baseline-batch-sizes 64 --json "$out/gen-proj.json" > "$out/gen-proj.log" 2>&1
+  timeout 100 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --dtype float32 --batch-sizes 16 \
+    --output-len 64 --backends fast fast-noproj --check 16 --json "$out/genfp32-proj.json" > "$out/genfp32-proj.log" 2>&1
+  for what in dpo sft; do  # seed=0 is the plain run again, after the padded one (first runs pay warm-ups)
+    timeout $((t0 + 545 - $(date +%s))) python3 benchmarks/multi_gpu.py $what --model /tmp/llama-1b --processes 1 \
+      --accelerate-config= --sft-data guardreasoner:1B:aegis,harmbench_response --data-dir "$GUARD_DATA_DIR" \
+      --max-steps 16 --per-device-batch 4 --global-batch 32 --variant pad_to_multiple_of=64 --variant seed=0 \
+      --deadline $((t0 + 470)) --workdir /tmp/$what --json "$out/$what-pad64.json" > "$out/$what-pad64.log" 2>&1 || true
   done
   ;;
 *) echo "unknown: $what" >&2; exit 2 ;;

@@ -28,6 +28,9 @@ LrScheduler = Literal["linear", "cosine", "cosine_with_restarts", "polynomial", 
 Dtype = Literal["float32", "bfloat16", "float16"]
 # transformers' attn_implementation values (flash_attention_2/3 need the flash-attn package)
 Attention = Literal["sdpa", "eager", "flex_attention", "flash_attention_2", "flash_attention_3"]
+# SDPA's cuDNN kernel builds a plan per sequence length (~1.5 ms of host time a layer call): padding to a multiple
+# of 64 leaves at most max_length / 64 lengths (docs/performance.md, "Round 6")
+GPU_PAD_MULTIPLE = 64
 
 
 @dataclass(kw_only=True)
@@ -55,6 +58,11 @@ class TrainConfig(MethodConfig):
     dtype: Dtype | None = option(None, help="load dtype (float32, bfloat16; default: bf16 on GPU, fp32 on CPU)")
     use_liger_kernel: bool = option(False, help="Liger's fused RMSNorm/rotary/SwiGLU Triton kernels in training "
                                     "(TRL's use_liger_kernel; needs a CUDA GPU and pip install 'guard-bench[gpu]')")
+    pad_to_multiple_of: int | None = option(None, help="pad each batch to a multiple of this many tokens (default: "
+                                            "64 on a CUDA GPU, where cuDNN's attention then reuses its plans: "
+                                            "SFT/DPO 1.2-1.6x tokens/s; 1: no extra padding)", min=1)  # fmt: skip
+    torch_compile: bool = option(False, help="torch.compile the policy (TrainingArguments.torch_compile): faster "
+                                 "steps after minutes of compiling (docs/performance.md)")
     attn_implementation: Attention | None = option(None, help="the policy's attention (transformers' "
                                                    "attn_implementation; default sdpa); flex_attention: padding-free "
                                                    "SFT without flash-attn (docs/performance.md)")  # fmt: skip
@@ -175,7 +183,9 @@ def trainer_args(cfg: TrainConfig, **extra: Any) -> dict[str, Any]:
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, warmup_steps=cfg.warmup_steps,
         lr_scheduler_type=cfg.lr_scheduler_type, logging_steps=cfg.logging_steps, seed=cfg.seed,
         bf16=gpu if cfg.bf16 is None else cfg.bf16, use_cpu=not gpu, gradient_checkpointing=cfg.gradient_checkpointing,
-        use_liger_kernel=cfg.use_liger_kernel, save_strategy="no", report_to=[], disable_tqdm=True, **extra,
+        use_liger_kernel=cfg.use_liger_kernel, torch_compile=cfg.torch_compile,
+        pad_to_multiple_of=cfg.pad_to_multiple_of or (GPU_PAD_MULTIPLE if gpu else None),
+        save_strategy="no", report_to=[], disable_tqdm=True, **extra,
     )  # fmt: skip
 
 

@@ -8,6 +8,7 @@ only through MPI, so the test starts torchrun itself.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -46,13 +47,16 @@ def test_sft_data_parallel_over_two_processes(tiny_model, tmp_path):
     assert any(not before[k].equal(after[k]) for k in before), "data-parallel training changed no weight"
 
 
-def _multi_gpu_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("multi_gpu", ROOT / "benchmarks/multi_gpu.py")
+def _script(name: str):
+    """A benchmarks/ script as a module."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _multi_gpu_script():
+    return _script("multi_gpu")
 
 
 @pytest.mark.slow
@@ -88,11 +92,7 @@ def test_eval_data_parallel_equals_one_process_and_resumes_after_a_killed_rank(t
 
 
 def test_round3_summary_reports_numbers_failures_and_missing_parts(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("round3_summary", ROOT / "benchmarks/round3_summary.py")
-    summary = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(summary)
+    summary = _script("round3_summary")
     (tmp_path / "eval.json").write_text(json.dumps({
         "benchmarks": ["aegis"], "max_new_tokens": 256, "batch_size": 64, "processes": 2,
         "runs": {"1": {"rc": 0, "seconds": 40.0, "samples_per_s": 28.6},
@@ -147,3 +147,19 @@ def test_train_variants_run_with_their_settings_and_compare_with_the_plain_one_p
     assert calls == [(1, False, ()), (1, True, ()), (1, False, ("padding_free=true",)),
                      (1, False, ("padding_free=true", "use_liger_kernel=true"))]  # fmt: skip
     assert [r["speedup"] for r in rows] == [1.0, 1.0, 2.0, 3.0]  # variants against the plain no-Liger run
+
+
+def test_profile_train_times_every_step_and_profiles_the_chosen_ones(tiny_model, tmp_path):
+    """benchmarks/profile_train.py on CPU: one time per optimizer step, the steady rate from the steps after the
+    skipped and profiled ones, and the profiler's tables."""
+    script = _script("profile_train")
+    out = tmp_path / "prof"
+    sets = [f"model={tiny_model}", "lora=false", "max_steps=5", "logging_steps=1", "data=synthetic:demo",
+            "per_device_train_batch_size=2", "max_length=256", "pad_to_multiple_of=32"]  # fmt: skip
+    assert script.main(["--config", str(ROOT / "configs/sft-tiny.yaml"), "--skip-steps", "1", "--profile-steps", "2",
+                        "--out", str(out), *(a for s in sets for a in ("--set", s))]) == 0  # fmt: skip
+    result = json.loads((out / "profile.json").read_text())
+    assert len(result["step_s"]) == 5 and len(result["losses"]) == 5 and result["steady_steps"] == 2
+    assert result["steady_tokens_per_s"] > 0 and result["profiled_steps"] == 2
+    text = (out / "profile.txt").read_text()
+    assert "# by self_cpu_time_total" in text and "aten::mm" in text

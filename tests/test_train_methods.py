@@ -177,6 +177,29 @@ def test_refine_rounds_log_and_train_on_refined_pairs(sft_dir, tmp_path):
     assert evaluate(str(out), tmp_path / "eval")["model"]["metadata"]["method"] == "refine"
 
 
+def test_pad_to_multiple_of_pads_batches_without_changing_the_losses(tiny_model, tmp_path):
+    """Padding to a multiple (the CUDA default, for cuDNN's plan cache) shapes every batch and changes no loss; on CPU
+    the default adds no padding; torch_compile reaches TRL's arguments."""
+    from guard_train.data import load_traces
+
+    records = [ex.to_trl() for ex in load_traces(["synthetic:demo"], limit=8, quote_words=0)]
+    runs = {}
+    for multiple in (None, 48):
+        cfg = SftConfig(model=str(tiny_model), output_dir=str(tmp_path / str(multiple)), lora=False, max_steps=2,
+                        learning_rate=1e-3, pad_to_multiple_of=multiple,
+                        **{**SMALL, "per_device_train_batch_size": 4})  # fmt: skip
+        trainer = build_trainer(cfg, str(tiny_model), records)
+        widths = [batch["input_ids"].shape[1] for batch in trainer.get_train_dataloader()]
+        trainer.train()
+        runs[multiple] = widths, [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    (plain, losses), (padded, padded_losses) = runs[None], runs[48]
+    assert any(w % 48 for w in plain) and all(w % 48 == 0 and w - 48 < p <= w for w, p in zip(padded, plain))
+    assert len(losses) == 2 and padded_losses == pytest.approx(losses, rel=1e-5)
+    args = build_trainer(SftConfig(model=str(tiny_model), output_dir=str(tmp_path / "c"), torch_compile=True, **SMALL),
+                         str(tiny_model), records).args  # fmt: skip
+    assert args.torch_compile and args.pad_to_multiple_of is None
+
+
 def test_padding_free_sft_trains_the_same_examples_to_the_same_losses(tiny_model, tmp_path):
     """One sequence per micro-batch, no padding: the same truncated examples and per-step losses as the padded run."""
     from guard_train.data import load_traces
