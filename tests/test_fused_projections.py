@@ -1,6 +1,7 @@
 """Fused q/k/v and gate/up projections: one storage per group with unchanged values (training and save_pretrained still
-work), one GEMM per group only while the decoder runs (counted through ``F.linear``), ``generate``'s greedy tokens for
-Llama and a Qwen2 with q/k/v biases, the option's auto/off/forced resolution, and nesting inside Liger's patch."""
+work), one GEMM per group only while the decoder runs (counted through ``F.linear`` and ``torch.matmul``),
+``generate``'s greedy tokens for Llama and a Qwen2 with q/k/v biases, the option's auto/off/forced resolution, and
+nesting inside Liger's patch."""
 
 from __future__ import annotations
 
