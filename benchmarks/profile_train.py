@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(SftConfig, args.config, args.set + [f"output_dir={out / 'model'}"])
     model = resolve_model(cfg)
-    examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed)
+    examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
+                           cfg.synthetic_quote_words)  # as guard-train sft (no reasoning budget)
     cuda = torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     profile_from, profile_to = args.skip_steps, args.skip_steps + args.profile_steps
@@ -53,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         def on_step_begin(self, a, state, control, **kw):
             sync()
             if state.global_step == profile_from and args.profile_steps:
-                activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
-                profiler.append(torch.profiler.profile(activities=activities))
+                kinds = torch.profiler.ProfilerActivity
+                profiler.append(torch.profiler.profile(activities=[kinds.CPU, *([kinds.CUDA] if cuda else [])]))
                 profiler[0].__enter__()
             self.t0 = time.perf_counter()
 

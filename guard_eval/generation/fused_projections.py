@@ -8,10 +8,10 @@ values, so ``generate``, training and ``save_pretrained`` (which clones disjoint
 :class:`~guard_eval.generation.fast_decode.StaticDecoder` does it when built, even with ``fused_projections=false``:
 the weights then never move afterwards, which the CUDA graphs of every decoder sharing the model rely on.
 
-Only while :func:`applied` (the decoder decoding), a group's first projection computes the whole group in one
-``F.linear`` and the others return their slices of it; a later member given another input than the first (a model
-calling them in another order) computes its own, so the results stay right. q/k/v come out as strided views (Liger's rotary
-copies q and k to contiguous tensors); gate/up run as one batched GEMM whose halves are contiguous.
+Only while :func:`applied` (the decoder decoding), a group's first projection computes the whole group in one GEMM
+and the others return their parts of it; a later member given another input than the first (a model calling them in
+another order) computes its own, so the results stay right. Groups of equal widths (gate/up) run as one batched GEMM
+whose parts come out contiguous (Liger's SwiGLU would copy strided slices); q/k/v are slices of one ``F.linear``.
 
 ``fused_projections`` (a backend option): ``None`` (auto) = on for a CUDA model with fusable layers; ``False`` = off;
 ``True`` = on (also on CPU), or an error saying why it cannot be.
@@ -88,8 +88,8 @@ class _Group:
         self.outputs: tuple[torch.Tensor, ...] = ()
 
     def forward(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        if index == 0 and self.bias is None and len(set(self.sizes)) == 1:  # gate/up: one batched GEMM whose
-            n, size = len(self.sizes), self.sizes[0]  # halves are contiguous (Liger's SwiGLU would copy slices)
+        if index == 0 and self.bias is None and len(set(self.sizes)) == 1:  # equal widths: contiguous parts
+            n, size = len(self.sizes), self.sizes[0]
             out = torch.matmul(x.reshape(-1, x.shape[-1]), self.weight.view(n, size, -1).transpose(1, 2))
             self.input, self.outputs = x, tuple(o.view(*x.shape[:-1], size) for o in out)
         elif index == 0:
