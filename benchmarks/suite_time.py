@@ -3,6 +3,7 @@
 Runs ``guard-eval run`` in this process (the same code path as the command) and times, with a device sync at each
 boundary, the fast loop's prefill and decode inside every ``generate`` call. The rest of the wall time is model and
 data loading, tokenizing, parsing, scoring and writing. Writes one JSON with the totals and the run's own results.
+``--fake-generation`` skips the model's decoding (random tokens) to time only that host-side rest.
 
     python benchmarks/suite_time.py --model DIR --data-dir DATA --output /tmp/run --json suite.json \\
         -- --benchmarks guardreasoner --max-new-tokens 1024 --batch-size 512
@@ -25,6 +26,9 @@ def main() -> int:
     p.add_argument("--data-dir", required=True)
     p.add_argument("--output", required=True)
     p.add_argument("--json", required=True)
+    p.add_argument("--fake-generation", action="store_true",
+                   help="the decode loop returns random tokens at once (max-new-tokens each, no EOS): times only the "
+                   "host-side work (tokenize, decode, parse, score, write) on any machine")  # fmt: skip
     p.add_argument("run_args", nargs="*", help="more guard-eval run arguments (after --)")
     args = p.parse_args()
 
@@ -39,6 +43,15 @@ def main() -> int:
 
     spent = {"generate_s": 0.0, "prefill_s": 0.0, "calls": 0, "new_tokens": 0}
     original_generate, original_prefill = StaticDecoder.generate, StaticDecoder._prefill
+    if args.fake_generation:
+        stream = torch.Generator().manual_seed(0)
+        vocab = None
+
+        def original_generate(self, input_ids, attention_mask, *, max_new_tokens, num_samples=1, **kw):
+            nonlocal vocab
+            vocab = vocab or self.model.config.vocab_size
+            rows = input_ids.shape[0] * num_samples
+            return torch.randint(3, vocab, (rows, max_new_tokens), generator=stream)
 
     def generate(self, *a, **kw):
         sync()

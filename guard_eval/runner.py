@@ -49,15 +49,16 @@ def record_for(sample: Sample, output: str, sample_index: int | None = None) -> 
     return rec
 
 
-def count_tokens(backend: Backend, text: str) -> int | None:
-    """Generated tokens of ``text`` by the backend's own tokenizer; ``None`` for backends without one (APIs)."""
+def count_tokens(backend: Backend, texts: list[str]) -> list[int | None]:
+    """Generated tokens of each of ``texts`` by the backend's own tokenizer, in one batched call (a fast tokenizer
+    encodes a batch on every core); ``None`` for backends without one (APIs)."""
     tokenizer = getattr(backend, "tokenizer", None)
-    if tokenizer is None:
-        return None
-    try:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    except Exception:  # a tokenizer that cannot count is no reason to lose a run
-        return None
+    if tokenizer is not None and texts:
+        try:
+            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        except Exception:  # a tokenizer that cannot count is no reason to lose a run
+            pass
+    return [None] * len(texts)
 
 
 def describe_device(backend: Backend) -> str:
@@ -196,18 +197,18 @@ class EvalRun:
                     cost["generation_seconds"] += time.perf_counter() - started
                     cost["items"] += len(batch)
                     cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
+                    new = []
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)
-                            key = _key(rec)
-                            if key in done:  # a completion kept from before the interruption
-                                continue
-                            tokens = count_tokens(self.backend, text)
-                            if tokens is not None:
-                                rec["output_tokens"] = tokens
-                            records.append(rec)
-                            done.add(key)
-                            sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                            if _key(rec) not in done:  # not a completion kept from before the interruption
+                                done.add(_key(rec))
+                                new.append(rec)
+                    for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
+                        if tokens is not None:
+                            rec["output_tokens"] = tokens
+                        records.append(rec)
+                        sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
                     sink.flush()
                     os.fsync(sink.fileno())
                     write()

@@ -175,3 +175,34 @@ def test_backend_samples_per_prompt(tiny_model):
     out = backend.generate(PROMPTS, config)
     assert [len(samples) for samples in out] == [3, 3, 3, 3]
     assert out == backend.generate(PROMPTS, config)
+
+
+def test_host_side_steps_equal_the_tokenizers_own(tiny_model):
+    """The backend tokenizes prompts once and left-pads them itself, decodes through the Rust decoder in one call, and
+    the run counts output tokens in one batched call: the same tensors, texts and counts as the tokenizer's own
+    padding, ``batch_decode`` and per-text encoding."""
+    from types import SimpleNamespace
+
+    from guard_eval.generation.hf import decode_batch, left_padded
+    from guard_eval.modeling import load_tokenizer
+    from guard_eval.runner import count_tokens
+
+    tok = load_tokenizer(str(tiny_model))
+    texts = [*PROMPTS, ""]
+    for special in (True, False):
+        ref = tok(texts, add_special_tokens=special, padding=True, return_tensors="pt")
+        got = left_padded(tok(texts, add_special_tokens=special)["input_ids"], tok.pad_token_id)
+        assert torch.equal(got["input_ids"], ref["input_ids"]) and torch.equal(got["attention_mask"], ref["attention_mask"])
+    ids = torch.randint(0, len(tok), (6, 40), generator=torch.Generator().manual_seed(0))
+    ids[:3, 25:] = tok.pad_token_id  # rows finished early are pad-filled
+    ids[4, 10] = tok.eos_token_id
+    assert decode_batch(tok, ids.tolist()) == tok.batch_decode(ids, skip_special_tokens=True)
+    outputs = decode_batch(tok, ids.tolist())
+    assert count_tokens(SimpleNamespace(tokenizer=tok), outputs) == [
+        len(tok(t, add_special_tokens=False)["input_ids"]) for t in outputs]  # fmt: skip
+    assert count_tokens(SimpleNamespace(), outputs[:2]) == [None, None]  # an API backend has no tokenizer
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("cannot count")
+
+    assert count_tokens(SimpleNamespace(tokenizer=broken), ["x"]) == [None]  # never the reason to lose a run

@@ -3,6 +3,7 @@ summarized, merged from shards, and set aside (never deleted) when a run is repl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,10 +77,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _contradicts(output: str) -> bool | None:
+    """:func:`guard_eval.consistency.contradicts` of one output, kept: a run summarizes its records after every chunk,
+    and parsing every output again each time made the summaries of a suite quadratic (26 s of 127 on a CPU)."""
+    from guard_eval.consistency import contradicts
+
+    return contradicts(output)
+
+
 def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple[dict, dict]:
     """Per-benchmark metrics and per-task weighted averages from sample records (``benchmark``, ``task``, ``gold``,
     ``pred``): the one place metrics of a run are computed."""
-    from guard_eval.consistency import contradicts
     from guard_eval.metrics import binary_metrics, consistency_metrics, weighted_average
     from guard_eval.verdict import TaskType
 
@@ -90,7 +99,7 @@ def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple
     for name, recs in by_bench.items():
         task = recs[0]["task"]
         m = binary_metrics([r["gold"] for r in recs], [r["pred"] for r in recs], task, bootstrap=bootstrap)
-        benchmarks[name] = {"task": task, **m.to_dict(), **consistency_metrics([contradicts(r["output"]) if
+        benchmarks[name] = {"task": task, **m.to_dict(), **consistency_metrics([_contradicts(r["output"]) if
                             r.get("output") is not None else None for r in recs])}  # fmt: skip
         tokens = [r["output_tokens"] for r in recs if r.get("output_tokens") is not None]
         if tokens:
