@@ -220,6 +220,8 @@ class Measure:
             state = trainer.state
             final = next((h for h in reversed(state.log_history) if "train_runtime" in h), {})
             losses = [h["loss"] for h in state.log_history if "loss" in h]
+            args = trainer.args  # the values the config's automatic defaults (None) resolved to on this machine
+            out["resolved"] = {"bf16": args.bf16, "pad_to_multiple_of": args.pad_to_multiple_of}
             out.update(processes=trainer.accelerator.num_processes, steps=state.global_step, train_runtime_s=round(final.get("train_runtime", 0.0), 3),
                        steps_per_s=round(state.global_step / final["train_runtime"], 3) if final.get("train_runtime") else None,
                        train_loss=final.get("train_loss"), first_loss=losses[0] if losses else None,

@@ -198,6 +198,10 @@ def test_pad_to_multiple_of_pads_batches_without_changing_the_losses(tiny_model,
     args = build_trainer(SftConfig(model=str(tiny_model), output_dir=str(tmp_path / "c"), torch_compile=True, **SMALL),
                          str(tiny_model), records).args  # fmt: skip
     assert args.torch_compile and args.pad_to_multiple_of is None
+    cfg = SftConfig(model=str(tiny_model), output_dir=str(tmp_path / "r"), max_steps=1, data=["synthetic:demo"],
+                    limit=4, **SMALL)  # fmt: skip
+    metrics = json.loads((Path(get_method("sft").run(cfg)) / "guard_bench.json").read_text())["metrics"]
+    assert metrics["resolved"] == {"bf16": False, "pad_to_multiple_of": None}  # what "default" meant on this machine
 
 
 def test_padding_free_sft_trains_the_same_examples_to_the_same_losses(tiny_model, tmp_path):
