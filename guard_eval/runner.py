@@ -174,9 +174,11 @@ class EvalRun:
                 **((previous or {}).get("cost") or {}), "device": describe_device(self.backend)}  # fmt: skip
         results["cost"] = cost
 
+        checked: dict[str, bool | None] = {}  # each output's consistency check, kept across the summaries
+
         def write() -> None:
             complete = all(k in done for k in wanted)
-            benchmarks, averages = summarize(records, self.bootstrap if complete else 0)
+            benchmarks, averages = summarize(records, self.bootstrap if complete else 0, checked)
             for name, m in benchmarks.items():
                 m["expected"] = expected.get(name)
             results.update(updated=now(), complete=complete, benchmarks=benchmarks, averages=averages)

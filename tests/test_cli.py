@@ -207,3 +207,22 @@ def test_data_parallel_shards_merge_into_one_run(tmp_path, monkeypatch, capsys):
     assert default_commands._wait_and_merge(out, 2, timeout_s=5)["complete"]
     with pytest.raises(ValueError, match="K/N"):
         default_commands._shard(type("A", (), {"shard": "2"})())
+
+
+def test_a_runs_summaries_check_each_output_once(monkeypatch):
+    """EvalRun summarizes after every chunk; with ``checked`` each output's consistency check runs once, not once per
+    summary (which was quadratic in the run's length), and the metrics are those of a fresh summary."""
+    import guard_eval.consistency as consistency
+    from guard_eval.results.rundir import summarize
+
+    contradicting = "Task 1 Conclusion: The request is unharmful.\n---\nAnswers:\nRequest: harmful"
+    outputs = [contradicting, "Answers:\nRequest: harmful", contradicting, "Answers:\nRequest: unharmful"]
+    records = [{"benchmark": "b", "task": "prompt", "id": str(i), "gold": "harmful", "output": out,
+                "pred": out.rsplit(" ", 1)[-1]} for i, out in enumerate(outputs)]  # fmt: skip
+    fresh = summarize(records, bootstrap=0)
+    calls, real = [], consistency.contradicts
+    monkeypatch.setattr(consistency, "contradicts", lambda out: calls.append(out) or real(out))
+    checked: dict = {}
+    summarize(records[:2], 0, checked)
+    assert summarize(records, 0, checked) == fresh and fresh[0]["b"]["contradictions"] == 2
+    assert sorted(calls) == sorted(set(outputs))  # three distinct outputs, each checked once over both summaries

@@ -3,7 +3,6 @@ summarized, merged from shards, and set aside (never deleted) when a run is repl
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -77,21 +76,22 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-@functools.lru_cache(maxsize=1 << 16)
-def _contradicts(output: str) -> bool | None:
-    """:func:`guard_eval.consistency.contradicts` of one output, kept: a run summarizes its records after every chunk,
-    and parsing every output again each time made the summaries of a suite quadratic (26 s of 127 on a CPU)."""
-    from guard_eval.consistency import contradicts
-
-    return contradicts(output)
-
-
-def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple[dict, dict]:
+def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000,
+              checked: dict[str, bool | None] | None = None) -> tuple[dict, dict]:  # fmt: skip
     """Per-benchmark metrics and per-task weighted averages from sample records (``benchmark``, ``task``, ``gold``,
-    ``pred``): the one place metrics of a run are computed."""
+    ``pred``): the one place metrics of a run are computed.
+
+    ``checked`` keeps each output's consistency check (output -> contradicts) between calls: a run summarizes its
+    records after every chunk, and checking every output again each time made a suite's summaries quadratic (26 s of
+    a 127 s run's host time on a CPU)."""
+    from guard_eval.consistency import contradicts
     from guard_eval.metrics import binary_metrics, consistency_metrics, weighted_average
     from guard_eval.verdict import TaskType
 
+    checked = {} if checked is None else checked
+    for r in records:
+        if r.get("output") is not None and r["output"] not in checked:
+            checked[r["output"]] = contradicts(r["output"])
     by_bench: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_bench[r["benchmark"]].append(r)
@@ -99,7 +99,7 @@ def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000) -> tuple
     for name, recs in by_bench.items():
         task = recs[0]["task"]
         m = binary_metrics([r["gold"] for r in recs], [r["pred"] for r in recs], task, bootstrap=bootstrap)
-        benchmarks[name] = {"task": task, **m.to_dict(), **consistency_metrics([_contradicts(r["output"]) if
+        benchmarks[name] = {"task": task, **m.to_dict(), **consistency_metrics([checked[r["output"]] if
                             r.get("output") is not None else None for r in recs])}  # fmt: skip
         tokens = [r["output_tokens"] for r in recs if r.get("output_tokens") is not None]
         if tokens:
