@@ -10,8 +10,8 @@ weight once, ``weight bytes / measured device-to-device copy bandwidth`` per ste
 ``rows * bandwidth / weight_bytes`` tokens/s (KV-cache reads come on top; the table shows them separately).
 
 Backends: ``fast`` (our static-cache loop with CUDA graphs, and Liger's fused kernels when installed: the default),
-``fast-unfused`` (the same without fused kernels), ``fast-compile`` (and ``torch.compile``),
-``fast-eager`` (the same loop without graphs),
+``fast-unfused`` (the same without fused kernels), ``fast-noproj`` (without fused projections), ``fast-sdpa``
+(SDPA decode attention), ``fast-compile`` (and ``torch.compile``), ``fast-eager`` (the same loop without graphs),
 ``generate`` (plain ``model.generate``, the old backend), ``lm-eval`` (needs lm_eval), ``vllm`` (needs vllm).
 
     python benchmarks/generation_throughput.py --shape llama-3.2-1b --batch-sizes 16 64 256 --output-len 256 \\
@@ -42,7 +42,11 @@ LLAMA_3_2_1B = {
 LLAMA_3_2_3B = {**LLAMA_3_2_1B, "hidden_size": 3072, "num_hidden_layers": 28, "num_attention_heads": 24,
                 "head_dim": 128}  # fmt: skip
 SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_3B}  # tiny: guard_eval.tiny's
-BACKENDS = ("fast", "fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile", "fast-eager", "generate", "lm-eval", "vllm")
+# the fast loop and its variants: the HF backend's options each one sets
+FAST = {"fast": {}, "fast-sdpa": {"decode_attention": "sdpa"}, "fast-unfused": {"fused_kernels": False},
+        "fast-noproj": {"fused_projections": False}, "fast-compile": {"compile": True},
+        "fast-eager": {"cuda_graphs": False}}  # fmt: skip
+BACKENDS = (*FAST, "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
 SAMPLING_TEMPERATURE = 1.0  # k > 1 completions per prompt are sampled (preference data), k = 1 is greedy
 LM_EVAL_MAX_LENGTH = 8192  # lm-eval left-truncates prompts to max_length - max_gen_toks: keep them whole
@@ -124,15 +128,8 @@ def make_runner(name: str, model, tokenizer):
     from guard_eval.generation import GenerationConfig
     from guard_eval.generation.hf import HFBackend
 
-    if name in ("fast", "fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile", "fast-eager", "generate"):
-        options = {"cuda_graphs": name != "fast-eager", "compile": name == "fast-compile"} if name != "generate" else {}
-        if name == "fast-unfused":
-            options["fused_kernels"] = False
-        if name == "fast-sdpa":
-            options["decode_attention"] = "sdpa"
-        if name == "fast-noproj":
-            options["fused_projections"] = False
-        backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **options)
+    if name in FAST or name == "generate":
+        backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **FAST.get(name, {}))
         if backend.decoder is not None:
             d = backend.decoder
             print(f"{name}: fused kernels {d.fused_kernels_reason}; projections {d.fused_projections_reason}; "
@@ -243,8 +240,8 @@ def greedy_agreement(model, tokenizer, texts: list[str], new_tokens: int) -> dic
                                do_sample=False, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
     plain = plain[:, enc["input_ids"].shape[1] :].cpu()
     decoders = {"fast": BUILT.get("fast") or HFBackend.from_loaded(model, tokenizer)}
-    for name in ("fast-sdpa", "fast-unfused", "fast-noproj", "fast-compile"):
-        if name in BUILT:
+    for name in FAST:
+        if name not in ("fast", "fast-eager") and name in BUILT:
             decoders[name] = BUILT[name]
     result = {"sequences": len(texts), "new_tokens": new_tokens, "dtype": str(next(model.parameters()).dtype),
               "fused_kernels": {n: b.decoder.fused_kernels_reason for n, b in decoders.items()},

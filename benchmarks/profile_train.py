@@ -32,8 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import TrainerCallback
 
     from guard_train.config import load_config
-    from guard_train.data import load_traces
-    from guard_train.sft import SftConfig, build_trainer
+    from guard_train.sft import SftConfig, build_trainer, training_examples
     from guard_train.training import resolve_model
 
     if args.no_cudnn_attention:
@@ -42,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(SftConfig, args.config, args.set + [f"output_dir={out / 'model'}"])
     model = resolve_model(cfg)
-    examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
-                           cfg.synthetic_quote_words)  # as guard-train sft (no reasoning budget)
+    examples, _ = training_examples(cfg, model)  # what guard-train sft trains on
     cuda = torch.cuda.is_available()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     profile_from, profile_to = args.skip_steps, args.skip_steps + args.profile_steps

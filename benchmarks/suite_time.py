@@ -45,13 +45,10 @@ def main() -> int:
     original_generate, original_prefill = StaticDecoder.generate, StaticDecoder._prefill
     if args.fake_generation:
         stream = torch.Generator().manual_seed(0)
-        vocab = None
 
         def original_generate(self, input_ids, attention_mask, *, max_new_tokens, num_samples=1, **kw):
-            nonlocal vocab
-            vocab = vocab or self.model.config.vocab_size
             rows = input_ids.shape[0] * num_samples
-            return torch.randint(3, vocab, (rows, max_new_tokens), generator=stream)
+            return torch.randint(3, self.model.config.vocab_size, (rows, max_new_tokens), generator=stream)
 
     def generate(self, *a, **kw):
         sync()

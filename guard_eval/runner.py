@@ -203,8 +203,9 @@ class EvalRun:
                     for sample, outs in zip(batch, outputs):
                         for i, text in enumerate(outs):
                             rec = record_for(sample, text, i if n > 1 else None)
-                            if _key(rec) not in done:  # not a completion kept from before the interruption
-                                done.add(_key(rec))
+                            key = _key(rec)
+                            if key not in done:  # not a completion kept from before the interruption
+                                done.add(key)
                                 new.append(rec)
                     for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
                         if tokens is not None:

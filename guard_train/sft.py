@@ -86,11 +86,8 @@ def build_trainer(cfg: SftConfig, model: str, records: list[dict]):
                       processing_class=tokenizer, peft_config=peft_config)  # fmt: skip
 
 
-def run(cfg: SftConfig) -> str:
-    finished = start(cfg)
-    if finished:
-        return finished
-    model = resolve_model(cfg)
+def training_examples(cfg: SftConfig, model: str) -> tuple[list, int]:
+    """The traces ``cfg`` trains on (after the reasoning budget) and how many were read before it."""
     examples = load_traces(cfg.data, cfg.data_dir, cfg.prompt_variant, cfg.only_correct, cfg.limit, cfg.seed,
                            cfg.synthetic_quote_words)
     n_traces = len(examples)
@@ -99,6 +96,15 @@ def run(cfg: SftConfig) -> str:
                                           cfg.reasoning_overflow)  # fmt: skip
         print(f"reasoning budget {cfg.max_reasoning_tokens} tokens ({cfg.reasoning_overflow}): {len(examples)} of "
               f"{n_traces} traces")  # fmt: skip
+    return examples, n_traces
+
+
+def run(cfg: SftConfig) -> str:
+    finished = start(cfg)
+    if finished:
+        return finished
+    model = resolve_model(cfg)
+    examples, n_traces = training_examples(cfg, model)
     records = [ex.to_trl() for ex in examples]
     with Measure() as m:
         trainer = build_trainer(cfg, model, records)
