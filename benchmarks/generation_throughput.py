@@ -10,7 +10,8 @@ weight once, ``weight bytes / measured device-to-device copy bandwidth`` per ste
 ``rows * bandwidth / weight_bytes`` tokens/s (KV-cache reads come on top; the table shows them separately).
 
 Backends: ``fast`` (our static-cache loop with CUDA graphs, and Liger's fused kernels when installed: the default),
-``fast-unfused`` (the same without fused kernels), ``fast-noproj`` (without fused projections), ``fast-sdpa``
+``fast-unfused`` (the same without fused kernels), ``fast-noproj`` (without fused projections), ``fast-nolayers``
+(through HF's layer forward instead of the loop's own), ``fast-sdpa``
 (SDPA decode attention), ``fast-compile`` (and ``torch.compile``), ``fast-eager`` (the same loop without graphs),
 ``generate`` (plain ``model.generate``, the old backend), ``lm-eval`` (needs lm_eval), ``vllm`` (needs vllm).
 
@@ -44,7 +45,8 @@ LLAMA_3_2_3B = {**LLAMA_3_2_1B, "hidden_size": 3072, "num_hidden_layers": 28, "n
 SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_3B}  # tiny: guard_eval.tiny's
 # the fast loop and its variants: the HF backend's options each one sets
 FAST = {"fast": {}, "fast-sdpa": {"decode_attention": "sdpa"}, "fast-unfused": {"fused_kernels": False},
-        "fast-noproj": {"fused_projections": False}, "fast-compile": {"compile": True},
+        "fast-noproj": {"fused_projections": False}, "fast-nolayers": {"fused_layers": False},
+        "fast-compile": {"compile": True},
         "fast-eager": {"cuda_graphs": False}}  # fmt: skip
 BACKENDS = (*FAST, "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
@@ -131,9 +133,7 @@ def make_runner(name: str, model, tokenizer):
     if name in FAST or name == "generate":
         backend = BUILT[name] = HFBackend.from_loaded(model, tokenizer, fast=name != "generate", **FAST.get(name, {}))
         if backend.decoder is not None:
-            d = backend.decoder
-            print(f"{name}: fused kernels {d.fused_kernels_reason}; projections {d.fused_projections_reason}; "
-                  f"attention {d.decode_attention_reason}", flush=True)
+            print(f"{name}: {backend.decoder.reasons}", flush=True)
 
         def run(texts, rows, k, new_tokens):
             config = GenerationConfig(max_new_tokens=new_tokens, batch_size=max(1, rows // k), num_samples=k,
@@ -244,9 +244,7 @@ def greedy_agreement(model, tokenizer, texts: list[str], new_tokens: int) -> dic
         if name not in ("fast", "fast-eager") and name in BUILT:
             decoders[name] = BUILT[name]
     result = {"sequences": len(texts), "new_tokens": new_tokens, "dtype": str(next(model.parameters()).dtype),
-              "fused_kernels": {n: b.decoder.fused_kernels_reason for n, b in decoders.items()},
-              "fused_projections": {n: b.decoder.fused_projections_reason for n, b in decoders.items()},
-              "decode_attention": {n: b.decoder.decode_attention_reason for n, b in decoders.items()}}  # fmt: skip
+              "options": {n: b.decoder.reasons for n, b in decoders.items()}}
     for name, backend in decoders.items():
         fast = backend.decoder.generate(enc["input_ids"], enc["attention_mask"], max_new_tokens=new_tokens,
                                         ignore_eos=True)  # fmt: skip
@@ -328,10 +326,7 @@ def main(argv: list[str] | None = None) -> int:
                 bound = rows * bandwidth / wbytes  # tokens/s if a step only read the weights at copy speed
                 kv_read = rows * (prompt_tokens + args.output_len / 2) * kv_token  # mean KV bytes a step reads
                 decoder = getattr(BUILT.get(name), "decoder", None)
-                row = {"backend": name, "rows": rows,
-                       "fused_kernels": decoder.fused_kernels_reason if decoder is not None else None,
-                       "fused_projections": decoder.fused_projections_reason if decoder is not None else None,
-                       "decode_attention": decoder.decode_attention_reason if decoder is not None else None,
+                row = {"backend": name, "rows": rows, "options": decoder.reasons if decoder is not None else None,
                        "num_samples": k, "prompts": len(texts),
                        "prompt_tokens_mean": prompt_tokens, "output_len": args.output_len, "seconds": seconds,
                        "tokens_per_s": tokens / seconds, "samples_per_s": completions / seconds,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements behind docs/performance.md and docs/experiments.md, as run on one H100 (torch 2.11,
 # transformers 5.17 preinstalled; the other packages carried as wheels in .whl-train/, the shared data copied to
-# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free|profile|round6 OUT_DIR
+# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free|profile|round6|round7 OUT_DIR
 #   throughput  generation tokens/s: our HF backend vs lm-eval's HF backend vs plain generate (issue 8)
 #   experiment  configs/experiments/gpu-0.5b.yaml end to end; re-run to resume after the last finished stage (issue 6)
 #   fsdp        reasoning SFT and DPO of a Llama-3.2-1B-shaped model through `accelerate launch` + FSDP (issue 9)
@@ -9,6 +9,7 @@
 #   profile     where an SFT step of that model goes, eager vs torch_compile (benchmarks/profile_train.py) (issue 15)
 #   round6      fused q/k/v + gate/up projections on/off vs lm-eval (bf16, fp32 equality), then DPO and SFT with
 #               pad_to_multiple_of=64 against the plain run before and after it (issue 15)
+#   round7      the fast loop's own decode-layer forward on/off vs lm-eval, fp32 equality, kernel tables (issue 15)
 set -euo pipefail
 what=$1 out=$2
 mkdir -p "$out"
@@ -98,6 +99,14 @@ round6)
       --max-steps 16 --per-device-batch 4 --global-batch 32 --variant pad_to_multiple_of=64 --variant seed=0 \
       --deadline $((t0 + 470)) --workdir /tmp/$what --json "$out/$what-pad64.json" > "$out/$what-pad64.log" 2>&1 || true
   done
+  ;;
+round7)  # the loop's own decode-layer forward on/off vs lm-eval (bf16, fp32 equality), then the kernels of a step
+  timeout 240 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --batch-sizes 64 256 --output-len 256 \
+    --batches 2 --backends fast fast-nolayers lm-eval --baseline-batch-sizes 64 --json "$out/gen-layers.json" > "$out/gen-layers.log" 2>&1
+  timeout 100 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --dtype float32 --batch-sizes 16 \
+    --output-len 64 --backends fast fast-nolayers --check 16 --json "$out/genfp32-layers.json" > "$out/genfp32-layers.log" 2>&1
+  timeout 100 python3 benchmarks/profile_decode.py --rows 64 256 --kernels 30 > "$out/profile-decode.log" 2>&1
+  timeout 100 python3 benchmarks/profile_decode.py --rows 64 256 --kernels 30 --no-fused-layers > "$out/profile-decode-nolayers.log" 2>&1
   ;;
 *) echo "unknown: $what" >&2; exit 2 ;;
 esac

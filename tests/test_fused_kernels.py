@@ -154,7 +154,7 @@ def test_backend_option_turns_them_off_or_fails_clearly(model, liger):
 
     tokenizer = build_tokenizer()
     backend = HFBackend.from_loaded(model, tokenizer, fused_kernels=False)
-    assert not backend.decoder.fused_kernels and "fused_kernels=false" in backend.decoder.fused_kernels_reason
+    assert not backend.decoder.fused_kernels and "fused_kernels=false" in backend.decoder.reasons["fused_kernels"]
     assert not HFBackend.from_loaded(model, tokenizer).decoder.fused_kernels  # auto on CPU: off
     with pytest.raises(ValueError, match="need a CUDA device"):
         HFBackend.from_loaded(model, tokenizer, fused_kernels=True)

@@ -122,7 +122,7 @@ def test_decoder_gives_generate_tokens_with_the_fused_gemms(model, attention, li
                                pad_token_id=PAD)[:, IDS.shape[1] :]  # fmt: skip
     decoder = StaticDecoder(model, pad_token_id=PAD, eos_token_ids=[], fused_projections=True,
                             decode_attention=attention)  # fmt: skip
-    assert decoder.fused_projections and "4 groups" in decoder.fused_projections_reason
+    assert decoder.fused_projections and "4 groups" in decoder.reasons["fused_projections"]
     linear_calls.clear()
     assert torch.equal(decoder.generate(IDS, mask, max_new_tokens=8), reference)
     assert len(linear_calls) == 8 * 9 and 32 not in linear_calls  # prefill + 7 steps, all fused
@@ -171,9 +171,9 @@ def test_option_auto_off_and_forced(tiny_model):
     on, why = fused_projections.resolve(model, "cuda", None)
     assert on and "4 groups" in why
     decoder = StaticDecoder(model, pad_token_id=PAD, eos_token_ids=[])
-    assert not decoder.fused_projections and "CUDA only" in decoder.fused_projections_reason
+    assert not decoder.fused_projections and "CUDA only" in decoder.reasons["fused_projections"]
     off = HFBackend.from_loaded(model, build_tokenizer(), fused_projections=False).decoder
-    assert not off.fused_projections and "fused_projections=false" in off.fused_projections_reason
+    assert not off.fused_projections and "fused_projections=false" in off.reasons["fused_projections"]
     assert HFBackend(str(tiny_model), device="cpu", fused_projections=True).decoder.fused_projections  # the option
     # LoRA on the attention projections: those groups stay as they are, the MLPs still fuse
     partial = get_peft_model(build("llama"), LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))

@@ -1,4 +1,5 @@
-"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` (imported only when they run).
+"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` and :mod:`~guard_eval.generation.decode_layers`
+(imported only when they run).
 
 Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
 ``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.
@@ -76,3 +77,33 @@ def merge_splits(
     heads = kv_head * GROUPS + g
     tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],
              (acc / tl.where(total > 0, total, 1.0)[:, None]).to(Out.dtype.element_ty), mask=(g < GROUPS)[:, None])  # fmt: skip
+
+
+@triton.jit
+def rotary_store(
+    Q, K, V, Cos, Sin, QOut, KCache, VCache, Position,
+    stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, stride_cb, stride_sb,
+    stride_cache_b, stride_cache_h, stride_cache_t,
+    HEADS: tl.constexpr, KV_HEADS: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
+):  # fmt: skip
+    """One decode step's rotary embedding (HF's rotate-half form) of a row's query and key heads, the query to
+    ``QOut (B, HEADS, 2 * HALF)``, the key and the value into the caches' slot ``Position`` (a device scalar)."""
+    row = tl.program_id(0)
+    pos = tl.load(Position)
+    h = tl.arange(0, BLOCK_H)[:, None]
+    d = tl.arange(0, HALF)[None, :]
+    c1, c2 = tl.load(Cos + row * stride_cb + d), tl.load(Cos + row * stride_cb + HALF + d)
+    s1, s2 = tl.load(Sin + row * stride_sb + d), tl.load(Sin + row * stride_sb + HALF + d)
+    q = Q + row * stride_qb + h * stride_qh + d
+    x1, x2 = tl.load(q, mask=h < HEADS), tl.load(q + HALF, mask=h < HEADS)
+    out = QOut + (row * HEADS + h) * (2 * HALF) + d
+    tl.store(out, (x1 * c1 - x2 * s1).to(QOut.dtype.element_ty), mask=h < HEADS)
+    tl.store(out + HALF, (x2 * c2 + x1 * s2).to(QOut.dtype.element_ty), mask=h < HEADS)
+    k = K + row * stride_kb + h * stride_kh + d
+    x1, x2 = tl.load(k, mask=h < KV_HEADS), tl.load(k + HALF, mask=h < KV_HEADS)
+    slot = row * stride_cache_b + h * stride_cache_h + pos * stride_cache_t + d
+    tl.store(KCache + slot, (x1 * c1 - x2 * s1).to(KCache.dtype.element_ty), mask=h < KV_HEADS)
+    tl.store(KCache + slot + HALF, (x2 * c2 + x1 * s2).to(KCache.dtype.element_ty), mask=h < KV_HEADS)
+    v = V + row * stride_vb + h * stride_vh + d
+    tl.store(VCache + slot, tl.load(v, mask=h < KV_HEADS), mask=h < KV_HEADS)
+    tl.store(VCache + slot + HALF, tl.load(v + HALF, mask=h < KV_HEADS), mask=h < KV_HEADS)

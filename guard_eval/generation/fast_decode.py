@@ -60,10 +60,9 @@ def _static_cache_attention(module, query, key, value, attention_mask, scaling=N
         folded = query.reshape(batch, key.shape[1], groups, dim)
         out = F.scaled_dot_product_attention(folded, key, value, attn_mask=attention_mask, scale=scaling)
         out = out.reshape(batch, heads, 1, dim)
-    else:
-        if groups > 1:
-            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
+    else:  # enable_gqa: the key/value heads are not copied per query head
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
+                                             enable_gqa=groups > 1)  # fmt: skip
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -89,7 +88,7 @@ class StaticKVCache:
     """Per-layer key/value buffers ``(rows, kv_heads, length, head_dim)`` that HF attention layers write into.
 
     Decode writes every row at slot :attr:`position` (a device tensor, so a replayed CUDA graph advances it);
-    while :meth:`prefilling`, a chunk of prompts is written from slot 0 into ``expand`` consecutive rows each.
+    while :meth:`prefilling`, a chunk of prompts is written from slot ``offset`` into ``expand`` consecutive rows each.
     """
 
     def __init__(self, config, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> None:
@@ -101,11 +100,11 @@ class StaticKVCache:
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.rows, self.length = rows, length
         self.position = torch.zeros(1, dtype=torch.long, device=device)
-        self._prefill: tuple[int, int] | None = None  # (first row, copies per prompt)
+        self._prefill: tuple[int, int, int] | None = None  # (first row, copies per prompt, first slot)
 
     @contextlib.contextmanager
-    def prefilling(self, first_row: int, expand: int) -> Iterator[None]:
-        self._prefill = (first_row, expand)
+    def prefilling(self, first_row: int, expand: int, offset: int = 0) -> Iterator[None]:
+        self._prefill = (first_row, expand, offset)
         try:
             yield
         finally:
@@ -113,11 +112,11 @@ class StaticKVCache:
 
     def update(self, key_states, value_states, layer_idx: int, *args: Any, **kwargs: Any):
         if self._prefill is not None:
-            first, expand = self._prefill
-            n = key_states.shape[2]
+            first, expand, offset = self._prefill
             rows = slice(first, first + key_states.shape[0] * expand)
-            self.keys[layer_idx][rows, :, :n] = key_states.repeat_interleave(expand, dim=0)
-            self.values[layer_idx][rows, :, :n] = value_states.repeat_interleave(expand, dim=0)
+            slots = slice(offset, offset + key_states.shape[2])
+            for cache, states in ((self.keys, key_states), (self.values, value_states)):
+                cache[layer_idx][rows, :, slots] = states.repeat_interleave(expand, dim=0) if expand > 1 else states
             return key_states, value_states
         self.keys[layer_idx].index_copy_(2, self.position, key_states)
         self.values[layer_idx].index_copy_(2, self.position, value_states)
@@ -178,6 +177,11 @@ class StaticDecoder:
         when the layers are plain ``nn.Linear``; see :mod:`~guard_eval.generation.fused_projections`).
     :param decode_attention: ``"triton"`` (a kernel that reads only each row's attended cache blocks), ``"sdpa"``, or
         None: Triton on CUDA when installed (see :mod:`~guard_eval.generation.decode_attention`).
+    :param fused_layers: decode steps through the loop's own layer forward (residual adds fused into the norms,
+        rotary and cache writes in one kernel; None: on whenever the decode attention is Triton and the model fits;
+        see :mod:`~guard_eval.generation.decode_layers`).
+
+    ``reasons`` maps each of these options to what it resolved to, and why.
     """
 
     def __init__(
@@ -194,8 +198,10 @@ class StaticDecoder:
         fused_kernels: bool | None = None,
         fused_projections: bool | None = None,
         decode_attention: str | None = None,
+        fused_layers: bool | None = None,
     ) -> None:
         from guard_eval.generation import decode_attention as attention
+        from guard_eval.generation import decode_layers as layers
         from guard_eval.generation import fused_kernels as fused
         from guard_eval.generation import fused_projections as projections
 
@@ -209,24 +215,41 @@ class StaticDecoder:
         self.pad_token_id = pad_token_id
         self.eos_token_ids = list(eos_token_ids)
         self.cuda_graphs = self.device.type == "cuda" and cuda_graphs is not False
-        self.fused_kernels, self.fused_kernels_reason = fused.resolve(model, self.device.type, fused_kernels, compile)
-        self.fused_projections, self.fused_projections_reason = projections.resolve(
+        projections.fuse_storage(model)  # even when off: weights moved later would break other decoders' graphs
+        self.reasons: dict[str, str] = {}  # option -> what it resolved to, and why
+        self.fused_kernels, self.reasons["fused_kernels"] = fused.resolve(model, self.device.type, fused_kernels, compile)
+        self.fused_projections, self.reasons["fused_projections"] = projections.resolve(
             model, self.device.type, fused_projections
         )
-        projections.fuse_storage(model)  # even when off: weights moved later would break other decoders' graphs
-        wanted = ((fused, self.fused_kernels), (projections, self.fused_projections))
-        self._fused = [module.applied for module, on in wanted if on]
-        self.decode_attention, self.decode_attention_reason = attention.resolve(
+        self.decode_attention, self.reasons["decode_attention"] = attention.resolve(
             model.config, self.device.type, decode_attention, compile
         )
+        self.fused_layers, self.reasons["fused_layers"] = layers.resolve(
+            model, fused_layers, self.decode_attention, self.fused_kernels
+        )
+        wanted = ((fused, self.fused_kernels), (projections, self.fused_projections))
+        self._fused = [module.applied for module, on in wanted if on]
         self.bucket, self.prefill_tokens, self.check_every = bucket, prefill_tokens, check_every
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
         self._session: _Session | None = None
+        step = layers.DecodeLayers(model, self.fused_kernels) if self.fused_layers else self._hf_step
         # dynamic=True: one compilation serves every batch size and attended length
-        self._decode_logits = torch.compile(self._logits, dynamic=True) if compile else self._logits
+        self._decode_logits = torch.compile(step, dynamic=True) if compile else step
 
     # -- model calls -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def decoding(self) -> Iterator[None]:
+        """The model as this loop runs it: its CUDA device current, the loop's attention, the fused kernels and
+        projections patched in (all undone on exit)."""
+        # The current CUDA device must be the model's: graph capture, side streams and Triton kernels use it (a
+        # data-parallel rank decodes on cuda:LOCAL_RANK while the current device is still cuda:0).
+        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with on_device, self._our_attention(), contextlib.ExitStack() as fused:
+            for applied in self._fused:  # Liger's kernels, then the fused projections inside them
+                fused.enter_context(applied(self.model))
+            yield
 
     @contextlib.contextmanager
     def _our_attention(self) -> Iterator[None]:
@@ -242,6 +265,10 @@ class StaticDecoder:
         out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                          logits_to_keep=1, **{self._cache_kw: cache})  # fmt: skip
         return out.logits[:, -1]
+
+    def _hf_step(self, tokens, positions, attend, cache) -> torch.Tensor:
+        """A decode step through the model's own forward (``attend (B, kv_len)`` marks the attended cache slots)."""
+        return self._logits(tokens, attend.view(attend.shape[0], 1, 1, -1), positions, cache)
 
     # -- sessions ----------------------------------------------------------------------------------------------------
 
@@ -275,8 +302,8 @@ class StaticDecoder:
     def _decode_step(self, s: _Session, kv_len: int) -> None:
         """One token for every row, entirely on the device (so it can be captured as a graph)."""
         temperature, top_p, ignore_eos = s.sampling
-        mask = (s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)).view(s.cache.rows, 1, 1, kv_len)
-        logits = self._decode_logits(s.tokens, mask, s.positions, s.cache)
+        attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
+        logits = self._decode_logits(s.tokens, s.positions, attend, s.cache)
         self._record(s, choose_tokens(logits, temperature, top_p), ignore_eos)
         s.positions.add_(1)
         s.cache.position.add_(1)
@@ -343,12 +370,7 @@ class StaticDecoder:
         s.out.fill_(self.pad_token_id)
         s.step.zero_()
         positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
-        # The current CUDA device must be the model's: graph capture, side streams and Triton kernels use it (a
-        # data-parallel rank decodes on cuda:LOCAL_RANK while the current device is still cuda:0).
-        on_device = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
-        with on_device, self._our_attention(), contextlib.ExitStack() as fused:
-            for applied in self._fused:  # Liger's kernels, then the fused projections inside them
-                fused.enter_context(applied(self.model))
+        with self.decoding():
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
             s.positions.copy_(positions[:, -1:].repeat_interleave(num_samples, dim=0) + 1)
@@ -363,17 +385,23 @@ class StaticDecoder:
         return s.out[:, :done].to("cpu", copy=True)  # the buffer is reused by the next call
 
     def _prefill(self, s, input_ids, attention_mask, positions, num_samples, temperature, top_p) -> torch.Tensor:
-        """Run the prompts in row chunks, writing each prompt's cache ``num_samples`` times; the first new tokens."""
+        """Run the prompts in row chunks, writing each prompt's cache ``num_samples`` times; the first new tokens.
+
+        A chunk runs without the left padding all of its rows have (its keys go to the same slots as untrimmed)."""
         prompts, prompt_len = input_ids.shape
         causal = torch.ones(prompt_len, prompt_len, dtype=torch.bool, device=self.device).tril_()
         diagonal = torch.eye(prompt_len, dtype=torch.bool, device=self.device)
+        lengths = attention_mask.sum(1).tolist()
         chunk = max(1, self.prefill_tokens // prompt_len)
         firsts = []
         for start in range(0, prompts, chunk):
             stop = min(start + chunk, prompts)
+            offset = prompt_len - max(1, max(lengths[start:stop]))
+            width = prompt_len - offset
             # Padding keys are hidden; a padding query sees itself so that its softmax has something to normalise.
-            mask = (causal & attention_mask[start:stop, None, :]) | diagonal
-            with s.cache.prefilling(start * num_samples, num_samples):
-                logits = self._logits(input_ids[start:stop], mask.unsqueeze(1), positions[start:stop], s.cache)
+            mask = (causal[:width, :width] & attention_mask[start:stop, None, offset:]) | diagonal[:width, :width]
+            with s.cache.prefilling(start * num_samples, num_samples, offset):
+                logits = self._logits(input_ids[start:stop, offset:], mask.unsqueeze(1),
+                                      positions[start:stop, offset:], s.cache)  # fmt: skip
             firsts.append(choose_tokens(logits.repeat_interleave(num_samples, dim=0), temperature, top_p))
         return torch.cat(firsts)

@@ -38,12 +38,8 @@ def left_padded(ids: list[list[int]], pad_token_id: int):
     from transformers import BatchEncoding
 
     width = max(map(len, ids))
-    input_ids = torch.full((len(ids), width), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for row, seq in enumerate(ids):
-        if seq:
-            input_ids[row, width - len(seq) :] = torch.tensor(seq)
-            mask[row, width - len(seq) :] = 1
+    input_ids = torch.tensor([[pad_token_id] * (width - len(seq)) + seq for seq in ids], dtype=torch.long)
+    mask = torch.tensor([[0] * (width - len(seq)) + [1] * len(seq) for seq in ids], dtype=torch.long)
     return BatchEncoding({"input_ids": input_ids, "attention_mask": mask})
 
 
@@ -72,7 +68,9 @@ class HFBackend:
     ``fused_kernels`` (Liger's fused RMSNorm/rotary/SwiGLU in the fast loop; default: on CUDA when ``liger-kernel``
     is installed, ``false`` turns them off), ``fused_projections`` (one GEMM for each layer's q/k/v and one for
     gate/up in the fast loop; default: on CUDA, ``false`` turns it off), ``decode_attention`` (``triton``: decode
-    attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed)."""
+    attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed),
+    ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary and cache writes
+    in one kernel; default: on with the Triton attention, ``false`` turns it off)."""
 
     name = "hf"
 
@@ -87,13 +85,14 @@ class HFBackend:
         fused_kernels: bool | None = None,
         fused_projections: bool | None = None,
         decode_attention: str | None = None,
+        fused_layers: bool | None = None,
         **_: object,
     ) -> None:
         self.model_path = model
         model_obj = load_model(model, device=device, dtype=dtype)
         self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile,
                      fused_kernels=fused_kernels, fused_projections=fused_projections,
-                     decode_attention=decode_attention)  # fmt: skip
+                     decode_attention=decode_attention, fused_layers=fused_layers)  # fmt: skip
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, fast: bool = True, **decoder_options) -> HFBackend:

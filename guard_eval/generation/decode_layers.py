@@ -1,0 +1,145 @@
+"""The fast loop's own forward of a decode step: the model's modules and weights, fewer kernels between them.
+
+HF's decoder layer is written op by op; with Liger's kernels, the fused projections and the Triton decode attention
+on, a decode step still ran ~13 kernels a layer. This forward runs the same modules and weights in ~8:
+
+* each residual add is fused into the RMSNorm after it (Liger's ``fused_add_rms_norm`` when the fused kernels are
+  on; otherwise the add and the layer's own norm), so a layer's output is carried as ``(update, residual)`` pairs;
+* q/k/v come from one GEMM over the layer's fused weight (:mod:`~guard_eval.generation.fused_projections`), and one
+  Triton kernel applies the rotary embedding to the query and key heads and writes the key and value into the cache
+  slot: no copies of strided q/k slices, no separate cache writes;
+* attention is :func:`~guard_eval.generation.decode_attention.decode_attention`, the MLP the layer's own module
+  (with the fused gate/up and Liger's SwiGLU patched in).
+
+Prefill still runs the model's own forward. Llama, Mistral, Qwen2 (biases) and Qwen3 (per-head q/k norms, applied
+by the layer's own modules) are served. ``fused_layers`` (a backend option): ``None`` (auto) = on whenever the decode
+attention is the Triton kernel and the model fits; ``False`` = off; ``True`` = on, or an error saying why not.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from guard_eval.generation.fused_kernels import _base
+from guard_eval.generation.fused_projections import _joined
+
+
+def unsupported_reason(model) -> str | None:
+    """Why the own forward cannot run ``model``'s decode steps (``None`` when it can)."""
+    inner = getattr(_base(model), "model", None)
+    config = model.config
+    if getattr(config, "partial_rotary_factor", 1.0) != 1.0:
+        return "partial rotary embeddings"
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    if head_dim % 2 or head_dim // 2 & (head_dim // 2 - 1):
+        return f"head_dim {head_dim} is not twice a power of two"
+    for layer in getattr(inner, "layers", None) or [None]:
+        attn = getattr(layer, "self_attn", None)
+        projs = [getattr(attn, name, None) for name in ("q_proj", "k_proj", "v_proj")]
+        if not all(isinstance(p, torch.nn.Linear) for p in projs) or _joined([p.weight for p in projs]) is None:
+            return "the q/k/v projections are not plain nn.Linear layers with one fused weight (LoRA-wrapped?)"
+        if (projs[0].bias is None) != (projs[1].bias is None) or (
+            projs[0].bias is not None and _joined([p.bias for p in projs]) is None
+        ):
+            return "the q/k/v biases are not fused"
+    return None
+
+
+def resolve(model, requested: bool | None, decode_attention: str, fused_kernels: bool) -> tuple[bool, str]:
+    """(run the own forward?, why) given the ``fused_layers`` option, the resolved decode attention and whether
+    Liger's kernels are on (they bring the fused add+RMSNorm).
+
+    Raises ``ValueError`` when ``requested`` is True and it cannot run, naming the reason."""
+    if requested is False:
+        return False, "off (fused_layers=false)"
+    reason = unsupported_reason(model)
+    if reason is None and decode_attention != "triton":
+        reason = f"needs the Triton decode attention (decode attention is {decode_attention})"
+    if reason is None:
+        norms = "residual adds fused into RMSNorm" if fused_kernels else "residual adds separate (no Liger)"
+        return True, f"own layer forward: rotary + KV write in one kernel, {norms}"
+    if requested:
+        raise ValueError(f"fused_layers=true: {reason}")
+    return False, reason
+
+
+def _add_norm_liger():
+    """Liger's ``(x, residual) -> (norm(x + residual), x + residual)``, or ``None`` when it is not installed."""
+    try:
+        from liger_kernel.ops.fused_add_rms_norm import LigerFusedAddRMSNormFunction
+    except ImportError:
+        return None
+
+    def add_norm(x, residual, norm):
+        eps = getattr(norm, "variance_epsilon", None) or norm.eps
+        return LigerFusedAddRMSNormFunction.apply(x, residual, norm.weight, eps, 0.0, "llama", False)
+
+    return add_norm
+
+
+def _add_norm_modules(x, residual, norm):
+    summed = residual + x
+    return norm(summed), summed
+
+
+def rotary_store(q, k, v, cos, sin, key_cache, value_cache, position) -> torch.Tensor:
+    """Rotate ``q (B, H, D)`` and ``k (B, KVH, D)`` by ``cos/sin (B, D)``; write ``k`` and ``v (B, KVH, D)`` into the
+    caches ``(B, KVH, T, D)`` at slot ``position`` (a 1-element device tensor). Returns the rotated query ``(B, H, D)``.
+    Inputs may be strided views (the heads of one q/k/v GEMM output); the last dimension must be contiguous."""
+    from guard_eval.generation._decode_attention_kernels import rotary_store as kernel
+
+    rows, heads, dim = q.shape
+    kv_heads = k.shape[1]
+    out = torch.empty(rows, heads, dim, dtype=q.dtype, device=q.device)
+    kernel[(rows,)](
+        q, k, v, cos, sin, out, key_cache, value_cache, position,
+        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), cos.stride(0), sin.stride(0),
+        key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
+        HEADS=heads, KV_HEADS=kv_heads, BLOCK_H=1 << (max(heads, kv_heads) - 1).bit_length(), HALF=dim // 2,
+    )  # fmt: skip
+    return out
+
+
+class DecodeLayers:
+    """The decode-step forward of one model: ``logits (B, V)`` for ``tokens (B, 1)`` at ``positions (B, 1)``, each row
+    attending to the cache slots ``attend (B, kv_len)`` marks (the new token's slot included)."""
+
+    def __init__(self, model, fused_add_norm: bool) -> None:
+        base = _base(model)
+        self.inner, self.lm_head = base.model, base.lm_head
+        self.layers = list(self.inner.layers[: model.config.num_hidden_layers])
+        self.add_norm = (_add_norm_liger() if fused_add_norm else None) or _add_norm_modules
+        self.qkv = []
+        for layer in self.layers:
+            attn = layer.self_attn
+            projs = (attn.q_proj, attn.k_proj, attn.v_proj)
+            bias = _joined([p.bias for p in projs]) if projs[0].bias is not None else None
+            self.qkv.append((_joined([p.weight for p in projs]), bias, [p.out_features for p in projs]))
+
+    def __call__(self, tokens, positions, attend, cache) -> torch.Tensor:
+        from guard_eval.generation.decode_attention import decode_attention
+
+        rows = tokens.shape[0]
+        h = self.inner.embed_tokens(tokens)
+        cos, sin = (t.view(rows, -1) for t in self.inner.rotary_emb(h, position_ids=positions))
+        h, residual = h.view(rows, -1), None
+        for index, layer in enumerate(self.layers):
+            attn = layer.self_attn
+            if residual is None:
+                x, residual = layer.input_layernorm(h), h
+            else:
+                x, residual = self.add_norm(h, residual, layer.input_layernorm)
+            weight, bias, sizes = self.qkv[index]
+            q, k, v = F.linear(x, weight, bias).split(sizes, dim=-1)
+            q, k, v = (t.view(rows, -1, attn.head_dim) for t in (q, k, v))
+            if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm over each head before the rotation
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            keys, values = cache.keys[attn.layer_idx], cache.values[attn.layer_idx]
+            q = rotary_store(q, k, v, cos, sin, keys, values, cache.position)
+            out = decode_attention(q.unsqueeze(2), keys, values, attend, attn.scaling)
+            h = attn.o_proj(out.view(rows, -1))
+            x, residual = self.add_norm(h, residual, layer.post_attention_layernorm)
+            h = layer.mlp(x)
+        h, _ = self.add_norm(h, residual, self.inner.norm)
+        return self.lm_head(h)
