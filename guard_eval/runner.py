@@ -185,37 +185,37 @@ class EvalRun:
             write_json_atomic(results_path, results)
 
         chunk = self.chunk_size or self.generation.batch_size * 4
+        # One queue over every benchmark: a benchmark's last, partial batch is filled up with the next one's items.
+        todo = [s for bench in self.benchmarks for s in loaded[bench.name] if any(k not in done for k in _keys(s, n))]
+        total = sum(map(len, loaded.values()))
+        bar = tqdm(total=total, initial=total - len(todo), disable=not self.progress, unit="sample")
         with samples_path.open("a", encoding="utf-8") as sink:
-            for bench in self.benchmarks:
-                samples = loaded[bench.name]
-                todo = [s for s in samples if any(k not in done for k in _keys(s, n))]
-                bar = tqdm(total=len(samples), initial=len(samples) - len(todo), desc=bench.name,
-                           disable=not self.progress, unit="sample")  # fmt: skip
-                for start in range(0, len(todo), chunk):
-                    batch = todo[start : start + chunk]
-                    prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
-                    started = time.perf_counter()
-                    outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
-                    cost["generation_seconds"] += time.perf_counter() - started
-                    cost["items"] += len(batch)
-                    cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
-                    new = []
-                    for sample, outs in zip(batch, outputs):
-                        for i, text in enumerate(outs):
-                            rec = record_for(sample, text, i if n > 1 else None)
-                            key = _key(rec)
-                            if key not in done:  # not a completion kept from before the interruption
-                                done.add(key)
-                                new.append(rec)
-                    for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
-                        if tokens is not None:
-                            rec["output_tokens"] = tokens
-                        records.append(rec)
-                        sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    sink.flush()
-                    os.fsync(sink.fileno())
-                    write()
-                    bar.update(len(batch))
-                bar.close()
+            for start in range(0, len(todo), chunk):
+                batch = todo[start : start + chunk]
+                bar.set_description(",".join(dict.fromkeys(s.benchmark for s in batch)))
+                prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
+                started = time.perf_counter()
+                outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
+                cost["generation_seconds"] += time.perf_counter() - started
+                cost["items"] += len(batch)
+                cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
+                new = []
+                for sample, outs in zip(batch, outputs):
+                    for i, text in enumerate(outs):
+                        rec = record_for(sample, text, i if n > 1 else None)
+                        key = _key(rec)
+                        if key not in done:  # not a completion kept from before the interruption
+                            done.add(key)
+                            new.append(rec)
+                for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
+                    if tokens is not None:
+                        rec["output_tokens"] = tokens
+                    records.append(rec)
+                    sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                sink.flush()
+                os.fsync(sink.fileno())
+                write()
+                bar.update(len(batch))
+        bar.close()
         write()
         return results

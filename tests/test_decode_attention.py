@@ -56,12 +56,14 @@ def test_unattended_blocks_are_not_read():
     torch.testing.assert_close(attention.decode_attention(q, k, v, attend, 0.2), clean)
 
 
-@pytest.mark.parametrize("bucket", [4, 64])  # 4: many attended-length buckets; 64: one split, one bucket
-def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket):  # noqa: F811
+# 4: many attended-length buckets, through HF's layer forward; 64: one split, one bucket, through the loop's own
+@pytest.mark.parametrize("bucket,fused_layers", [(4, False), (64, None)])
+def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket, fused_layers):  # noqa: F811
     ids, mask = left_padded([12, 7, 3, 12, 1])
     reference = plain_generate(sharp_model, ids, mask, 12, eos=None)
-    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket, decode_attention="triton")
-    assert decoder.decode_attention == "triton"
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket, decode_attention="triton",
+                            fused_layers=fused_layers)  # fmt: skip
+    assert decoder.decode_attention == "triton" and decoder.fused_layers == (fused_layers is None)
     assert torch.equal(decoder.generate(ids, mask, max_new_tokens=12), reference)
 
 

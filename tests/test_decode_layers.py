@@ -1,6 +1,6 @@
 """The fast loop's own decode-step forward (run by Triton's CPU interpreter): the rotary + cache-write kernel equals
-HF's rotation and cache update, and the loop decodes ``generate``'s greedy tokens with it for Llama (GQA), Qwen2
-(q/k/v biases) and Qwen3 (per-head q/k norms); Liger's fused add+RMSNorm is called where HF adds and normalises."""
+HF's rotation and cache update, and the loop decodes ``generate``'s greedy tokens with it for Qwen2 (q/k/v biases)
+and Qwen3 (per-head q/k norms; Llama: tests/test_decode_attention.py); Liger's fused add+RMSNorm is called where HF adds and normalises."""
 
 from __future__ import annotations
 
@@ -55,17 +55,18 @@ def test_rotary_store_rotates_like_hf_and_writes_the_cache_slot():
     torch.testing.assert_close(keys[:, :, slot], want_k.squeeze(2), atol=1e-6, rtol=1e-6)
     assert torch.equal(values[:, :, slot], v)
     others = [t for t in range(9) if t != slot]
-    assert torch.equal(keys[:, :, others], before_k[:, :, others]) and torch.equal(values[:, :, others], before_v[:, :, others])
+    assert torch.equal(keys[:, :, others], before_k[:, :, others])
+    assert torch.equal(values[:, :, others], before_v[:, :, others])
 
 
-@pytest.mark.parametrize("model_type", ["llama", "qwen2", "qwen3"])
+@pytest.mark.parametrize("model_type", ["qwen2", "qwen3"])  # Llama: tests/test_decode_attention.py
 def test_fast_loop_with_own_layers_decodes_generates_tokens(model_type):
     model = sharp(model_type)
     ids, mask = left_padded([12, 7, 3, 12, 1])
-    reference = plain_generate(model, ids, mask, 10, eos=None)
+    reference = plain_generate(model, ids, mask, 8, eos=None)
     decoder = StaticDecoder(model, pad_token_id=PAD, eos_token_ids=[], bucket=8, decode_attention="triton")
     assert decoder.fused_layers, decoder.reasons["fused_layers"]
-    assert torch.equal(decoder.generate(ids, mask, max_new_tokens=10), reference)
+    assert torch.equal(decoder.generate(ids, mask, max_new_tokens=8), reference)
 
 
 def test_liger_add_norm_runs_where_hf_adds_and_normalises(monkeypatch):

@@ -22,27 +22,20 @@ import torch
 import torch.nn.functional as F
 
 from guard_eval.generation.fused_kernels import _base
-from guard_eval.generation.fused_projections import _joined
+from guard_eval.generation.fused_projections import _fusable, _joined
 
 
 def unsupported_reason(model) -> str | None:
-    """Why the own forward cannot run ``model``'s decode steps (``None`` when it can)."""
-    inner = getattr(_base(model), "model", None)
-    config = model.config
-    if getattr(config, "partial_rotary_factor", 1.0) != 1.0:
+    """Why the own forward cannot run ``model``'s decode steps (``None`` when it can; the Triton decode attention it
+    calls has its own head-size rule)."""
+    if getattr(model.config, "partial_rotary_factor", 1.0) != 1.0:
         return "partial rotary embeddings"
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    if head_dim % 2 or head_dim // 2 & (head_dim // 2 - 1):
-        return f"head_dim {head_dim} is not twice a power of two"
-    for layer in getattr(inner, "layers", None) or [None]:
+    for layer in getattr(getattr(_base(model), "model", None), "layers", None) or [None]:
         attn = getattr(layer, "self_attn", None)
         projs = [getattr(attn, name, None) for name in ("q_proj", "k_proj", "v_proj")]
-        if not all(isinstance(p, torch.nn.Linear) for p in projs) or _joined([p.weight for p in projs]) is None:
+        fused = _fusable(projs) and _joined([p.weight for p in projs]) is not None
+        if not fused or (projs[0].bias is not None and _joined([p.bias for p in projs]) is None):
             return "the q/k/v projections are not plain nn.Linear layers with one fused weight (LoRA-wrapped?)"
-        if (projs[0].bias is None) != (projs[1].bias is None) or (
-            projs[0].bias is not None and _joined([p.bias for p in projs]) is None
-        ):
-            return "the q/k/v biases are not fused"
     return None
 
 

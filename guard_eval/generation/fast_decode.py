@@ -11,6 +11,8 @@ only what is around them:
   launch gaps; attention reads only the bucket (a multiple of ``bucket`` slots), not the whole cache;
 * grouped-query attention folds each key/value head's query heads into one query block, so decode reads every
   cached key and value once instead of copying them per query head (``repeat_kv``);
+* on CUDA, decode steps run the loop's own layer forward with fewer kernels
+  (:mod:`~guard_eval.generation.decode_layers`) and a decode attention that reads only attended cache blocks (:mod:`~guard_eval.generation.decode_attention`);
 * with ``num_samples = k`` a prompt is prefilled once and its cache rows written k times ("prefix sharing");
 * the host checks for "every row finished" only every ``check_every`` steps, so the GPU never waits for Python.
 
@@ -217,7 +219,9 @@ class StaticDecoder:
         self.cuda_graphs = self.device.type == "cuda" and cuda_graphs is not False
         projections.fuse_storage(model)  # even when off: weights moved later would break other decoders' graphs
         self.reasons: dict[str, str] = {}  # option -> what it resolved to, and why
-        self.fused_kernels, self.reasons["fused_kernels"] = fused.resolve(model, self.device.type, fused_kernels, compile)
+        self.fused_kernels, self.reasons["fused_kernels"] = fused.resolve(
+            model, self.device.type, fused_kernels, compile
+        )
         self.fused_projections, self.reasons["fused_projections"] = projections.resolve(
             model, self.device.type, fused_projections
         )
