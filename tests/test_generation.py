@@ -169,6 +169,24 @@ def test_backend_fast_equals_plain_generate(tiny_model):
     assert fast.generate(chats, config) == plain.generate(chats, config)
 
 
+def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
+    """A batch holds at most ``max_batch_tokens`` cache slots (rows x (prompt + new) x samples), longest prompts
+    first; every row still gets the tokens it gets in one batch (no default budget on a CPU)."""
+    whole = HFBackend(str(tiny_model))
+    assert whole.max_batch_tokens is None
+    capped = HFBackend(str(tiny_model), max_batch_tokens=130)
+    rows, generate = [], capped.decoder.generate
+    capped.decoder.generate = lambda ids, mask, **kw: rows.append(len(ids)) or generate(ids, mask, **kw)
+    config = GenerationConfig(max_new_tokens=24, batch_size=4)
+    lengths = sorted((len(capped.tokenizer(p)["input_ids"]) for p in PROMPTS), reverse=True)
+    assert capped.generate(PROMPTS, config) == whole.generate(PROMPTS, config)
+    assert sum(rows) == 4 and len(rows) > 1
+    first = 0
+    for n in rows:  # each batch as large as the budget allows for its longest prompt (and at least one row)
+        assert n == max(1, min(4 - first, 130 // (lengths[first] + 24)))
+        first += n
+
+
 def test_backend_samples_per_prompt(tiny_model):
     backend = get_backend("hf", str(tiny_model))
     config = GenerationConfig(max_new_tokens=8, temperature=1.0, num_samples=3, batch_size=2, seed=3)

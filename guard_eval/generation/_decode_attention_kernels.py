@@ -1,5 +1,5 @@
-"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` and :mod:`~guard_eval.generation.decode_layers`
-(imported only when they run).
+"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` and
+:mod:`~guard_eval.generation.decode_layers` (imported only when they run).
 
 Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
 ``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.

@@ -12,7 +12,8 @@ only what is around them:
 * grouped-query attention folds each key/value head's query heads into one query block, so decode reads every
   cached key and value once instead of copying them per query head (``repeat_kv``);
 * on CUDA, decode steps run the loop's own layer forward with fewer kernels
-  (:mod:`~guard_eval.generation.decode_layers`) and a decode attention that reads only attended cache blocks (:mod:`~guard_eval.generation.decode_attention`);
+  (:mod:`~guard_eval.generation.decode_layers`) and a decode attention that reads only attended cache blocks
+  (:mod:`~guard_eval.generation.decode_attention`);
 * with ``num_samples = k`` a prompt is prefilled once and its cache rows written k times ("prefix sharing");
 * the host checks for "every row finished" only every ``check_every`` steps, so the GPU never waits for Python.
 
@@ -62,9 +63,10 @@ def _static_cache_attention(module, query, key, value, attention_mask, scaling=N
         folded = query.reshape(batch, key.shape[1], groups, dim)
         out = F.scaled_dot_product_attention(folded, key, value, attn_mask=attention_mask, scale=scaling)
         out = out.reshape(batch, heads, 1, dim)
-    else:  # enable_gqa: the key/value heads are not copied per query head
-        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling,
-                                             enable_gqa=groups > 1)  # fmt: skip
+    else:  # not SDPA's enable_gqa: with a mask, long prompts fell back to its math kernel (an OOM on the suite)
+        if groups > 1:
+            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -240,6 +242,18 @@ class StaticDecoder:
         step = layers.DecodeLayers(model, self.fused_kernels) if self.fused_layers else self._hf_step
         # dynamic=True: one compilation serves every batch size and attended length
         self._decode_logits = torch.compile(step, dynamic=True) if compile else step
+
+    def cache_token_budget(self, fraction: float = 0.5) -> int | None:
+        """KV-cache slots (one token of one row) that fit in ``fraction`` of the device memory free now; ``None`` on
+        a CPU. A batch whose cache would pass it OOMs: 512 rows of 5,000-token prompts need 107 GB for a 1B Llama."""
+        if self.device.type != "cuda":
+            return None
+        config = self.model.config
+        heads = config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
+        slot = 2 * config.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+        return int(fraction * torch.cuda.mem_get_info(self.device)[0] / slot)
 
     # -- model calls -------------------------------------------------------------------------------------------------
 

@@ -70,7 +70,9 @@ class HFBackend:
     gate/up in the fast loop; default: on CUDA, ``false`` turns it off), ``decode_attention`` (``triton``: decode
     attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed),
     ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary and cache writes
-    in one kernel; default: on with the Triton attention, ``false`` turns it off)."""
+    in one kernel; default: on with the Triton attention, ``false`` turns it off), ``max_batch_tokens`` (a batch
+    holds at most this many KV-cache slots, rows x (prompt + new tokens) x samples: long prompts get fewer rows than
+    ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes)."""
 
     name = "hf"
 
@@ -86,13 +88,15 @@ class HFBackend:
         fused_projections: bool | None = None,
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
+        max_batch_tokens: int | None = None,
         **_: object,
     ) -> None:
         self.model_path = model
         model_obj = load_model(model, device=device, dtype=dtype)
         self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile,
                      fused_kernels=fused_kernels, fused_projections=fused_projections,
-                     decode_attention=decode_attention, fused_layers=fused_layers)  # fmt: skip
+                     decode_attention=decode_attention, fused_layers=fused_layers,
+                     max_batch_tokens=max_batch_tokens)  # fmt: skip
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, fast: bool = True, **decoder_options) -> HFBackend:
@@ -102,9 +106,10 @@ class HFBackend:
         backend._attach(model, tokenizer, fast, **decoder_options)
         return backend
 
-    def _attach(self, model, tokenizer, fast: bool, **decoder_options) -> None:
+    def _attach(self, model, tokenizer, fast: bool, max_batch_tokens: int | None = None, **decoder_options) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.decoder = None
+        self.max_batch_tokens = max_batch_tokens
         if not fast:
             return
         from guard_eval.generation.fast_decode import StaticDecoder, unsupported_reason
@@ -119,6 +124,7 @@ class HFBackend:
             eos_token_ids=eos_token_ids(model, tokenizer),
             **decoder_options,
         )
+        self.max_batch_tokens = max_batch_tokens or self.decoder.cache_token_budget()
 
     @property
     def device(self):
@@ -132,14 +138,20 @@ class HFBackend:
         encoded = self.tokenizer(texts, add_special_tokens=add_special_tokens(prompts))["input_ids"]
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
         out: list[list[str]] = [[] for _ in texts]
-        for start in range(0, len(order), config.batch_size):
-            idx = order[start : start + config.batch_size]
+        start = 0
+        while start < len(order):
+            rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
+            if self.max_batch_tokens:
+                slots = (len(encoded[order[start]]) + config.max_new_tokens) * config.num_samples
+                rows = max(1, min(rows, self.max_batch_tokens // slots))
+            idx = order[start : start + rows]
             enc = left_padded([encoded[i] for i in idx], self.tokenizer.pad_token_id)
             # A different seed per batch: otherwise every batch would draw the same random stream.
             new_ids = self._generate_ids(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
             new = decode_batch(self.tokenizer, new_ids.tolist())
             for j, i in enumerate(idx):
                 out[i] = new[j * config.num_samples : (j + 1) * config.num_samples]
+            start += rows
         return out
 
     def _generate_ids(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
