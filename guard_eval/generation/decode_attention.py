@@ -37,9 +37,10 @@ def resolve(config, device_type: str, requested: str | None, compile: bool = Fal
         return "sdpa", "sdpa (decode_attention=sdpa)"
     if compile and requested is None:
         return "sdpa", "sdpa (compile=true keeps SDPA; decode_attention=triton forces the kernel)"
-    heads = config.num_attention_heads
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    reason = unsupported_reason(head_dim, heads // (getattr(config, "num_key_value_heads", None) or heads))
+    from guard_eval.generation.fast_decode import kv_heads_and_dim
+
+    kv_heads, head_dim = kv_heads_and_dim(config)
+    reason = unsupported_reason(head_dim, config.num_attention_heads // kv_heads)
     if reason is None and importlib.util.find_spec("triton") is None:
         reason = "triton is not installed"
     if reason is None and device_type != "cuda":

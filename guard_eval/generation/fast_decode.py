@@ -63,7 +63,7 @@ def _static_cache_attention(module, query, key, value, attention_mask, scaling=N
         folded = query.reshape(batch, key.shape[1], groups, dim)
         out = F.scaled_dot_product_attention(folded, key, value, attn_mask=attention_mask, scale=scaling)
         out = out.reshape(batch, heads, 1, dim)
-    else:  # not SDPA's enable_gqa: with a mask, long prompts fell back to its math kernel (an OOM on the suite)
+    else:  # not SDPA's enable_gqa: with a mask on long prompts it fell back to the slow math kernel
         if groups > 1:
             key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling)
@@ -88,6 +88,13 @@ def _register_attention() -> None:
     AttentionInterface.register(ATTENTION_NAMES["triton"], _triton_static_cache_attention)
 
 
+def kv_heads_and_dim(config) -> tuple[int, int]:
+    """(key/value heads, head size) of a model config: the shape of one cached token of one layer."""
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    return kv_heads, getattr(config, "head_dim", None) or config.hidden_size // heads
+
+
 class StaticKVCache:
     """Per-layer key/value buffers ``(rows, kv_heads, length, head_dim)`` that HF attention layers write into.
 
@@ -96,9 +103,7 @@ class StaticKVCache:
     """
 
     def __init__(self, config, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> None:
-        heads = config.num_attention_heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+        kv_heads, head_dim = kv_heads_and_dim(config)
         shape = (rows, kv_heads, length, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
@@ -248,11 +253,8 @@ class StaticDecoder:
         a CPU. A batch whose cache would pass it OOMs: 512 rows of 5,000-token prompts need 107 GB for a 1B Llama."""
         if self.device.type != "cuda":
             return None
-        config = self.model.config
-        heads = config.num_attention_heads
-        head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        kv_heads = getattr(config, "num_key_value_heads", None) or heads
-        slot = 2 * config.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
+        kv_heads, head_dim = kv_heads_and_dim(self.model.config)
+        slot = 2 * self.model.config.num_hidden_layers * kv_heads * head_dim * self.dtype.itemsize
         return int(fraction * torch.cuda.mem_get_info(self.device)[0] / slot)
 
     # -- model calls -------------------------------------------------------------------------------------------------
