@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Where a decode step of the fast loop spends its time: per-step latency (CUDA graphs, prefill excluded) and the
-kernels of one eager step, for a random-weight model shape on the GPU.
+"""Where a decode step of the fast loop spends its time: per-step latency (CUDA graphs, prefill excluded), the prefill's
+time and kernels, and the kernels of one eager step, for a random-weight model shape on the GPU.
 
     python benchmarks/profile_decode.py --shape llama-3.2-1b --rows 64 256
+    python benchmarks/profile_decode.py --shape llama-3.2-1b --rows 64 256 --no-fused-layers   # HF's layer forward
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ def main() -> int:
     for rows in args.rows:
         enc = tokenizer(guard_items(rows, tokenizer), return_tensors="pt", padding=True, add_special_tokens=False)
         kwargs = {"pad_token_id": tokenizer.pad_token_id, "eos_token_ids": eos_token_ids(model, tokenizer),
-                  "decode_attention": args.decode_attention, "fused_layers": False if args.no_fused_layers else None}  # fmt: skip
+                  "decode_attention": args.decode_attention,
+                  "fused_layers": False if args.no_fused_layers else None}  # fmt: skip
         graphed = StaticDecoder(model, **kwargs)
         print(graphed.reasons, flush=True)
         prefill, ms = timings(graphed, enc, args.steps)
