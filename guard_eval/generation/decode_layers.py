@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from guard_eval.generation.fused_kernels import _base
-from guard_eval.generation.fused_projections import _fusable, _joined
+from guard_eval.generation.fused_projections import _fusable, _Group
 
 
 def unsupported_reason(model) -> str | None:
@@ -34,8 +34,7 @@ def unsupported_reason(model) -> str | None:
     for layer in getattr(getattr(_base(model), "model", None), "layers", None) or [None]:
         attn = getattr(layer, "self_attn", None)
         projs = [getattr(attn, name, None) for name in ("q_proj", "k_proj", "v_proj")]
-        fused = _fusable(projs) and _joined([p.weight for p in projs]) is not None
-        if not fused or (projs[0].bias is not None and _joined([p.bias for p in projs]) is None):
+        if not _fusable(projs) or not _Group(projs).joined:
             return "the q/k/v projections are not plain nn.Linear layers with one fused weight (LoRA-wrapped?)"
     return None
 
@@ -104,12 +103,8 @@ class DecodeLayers:
         self.inner, self.lm_head = base.model, base.lm_head
         self.layers = list(self.inner.layers[: model.config.num_hidden_layers])
         self.add_norm = (_add_norm_liger() if fused_add_norm else None) or _add_norm_modules
-        self.qkv = []
-        for layer in self.layers:
-            attn = layer.self_attn
-            projs = (attn.q_proj, attn.k_proj, attn.v_proj)
-            bias = _joined([p.bias for p in projs]) if projs[0].bias is not None else None
-            self.qkv.append((_joined([p.weight for p in projs]), bias, [p.out_features for p in projs]))
+        self.qkv = [_Group([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj])
+                    for layer in self.layers]  # fmt: skip
 
     def __call__(self, tokens, positions, attend, cache) -> torch.Tensor:
         from guard_eval.generation.decode_attention import decode_attention
@@ -118,14 +113,13 @@ class DecodeLayers:
         h = self.inner.embed_tokens(tokens)
         cos, sin = (t.view(rows, -1) for t in self.inner.rotary_emb(h, position_ids=positions))
         h, residual = h.view(rows, -1), None
-        for index, layer in enumerate(self.layers):
+        for layer, qkv in zip(self.layers, self.qkv):
             attn = layer.self_attn
             if residual is None:
                 x, residual = layer.input_layernorm(h), h
             else:
                 x, residual = self.add_norm(h, residual, layer.input_layernorm)
-            weight, bias, sizes = self.qkv[index]
-            q, k, v = F.linear(x, weight, bias).split(sizes, dim=-1)
+            q, k, v = F.linear(x, qkv.weight, qkv.bias).split(qkv.sizes, dim=-1)
             q, k, v = (t.view(rows, -1, attn.head_dim) for t in (q, k, v))
             if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm over each head before the rotation
                 q, k = attn.q_norm(q), attn.k_norm(k)
