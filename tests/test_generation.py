@@ -181,6 +181,9 @@ def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
     lengths = sorted((len(capped.tokenizer(p)["input_ids"]) for p in PROMPTS), reverse=True)
     assert capped.generate(PROMPTS, config) == whole.generate(PROMPTS, config)
     assert sum(rows) == 4 and len(rows) > 1
+    for bad in (0, -5, "many"):
+        with pytest.raises(ValueError, match="max_batch_tokens must be a positive number of cache slots"):
+            HFBackend.from_loaded(capped.model, capped.tokenizer, max_batch_tokens=bad)
     first = 0
     for n in rows:  # each batch as large as the budget allows for its longest prompt (and at least one row)
         assert n == max(1, min(4 - first, 130 // (lengths[first] + 24)))

@@ -107,6 +107,9 @@ class HFBackend:
         return backend
 
     def _attach(self, model, tokenizer, fast: bool, max_batch_tokens: int | None = None, **decoder_options) -> None:
+        if max_batch_tokens is not None and (isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int)
+                                             or max_batch_tokens < 1):  # fmt: skip
+            raise ValueError(f"max_batch_tokens must be a positive number of cache slots, got {max_batch_tokens!r}")
         self.model, self.tokenizer = model, tokenizer
         self.decoder = None
         self.max_batch_tokens = max_batch_tokens
