@@ -50,12 +50,14 @@ def record_for(sample: Sample, output: str, sample_index: int | None = None) -> 
 
 
 def count_tokens(backend: Backend, texts: list[str]) -> list[int | None]:
-    """Generated tokens of each of ``texts`` by the backend's own tokenizer, in one batched call (a fast tokenizer
-    encodes a batch on every core); ``None`` for backends without one (APIs)."""
+    """Generated tokens of each of ``texts`` by the backend's own tokenizer, in one batched call on every core
+    (:func:`~guard_eval.generation.hf.encode_batch`); ``None`` for backends without one (APIs)."""
+    from guard_eval.generation.hf import encode_batch
+
     tokenizer = getattr(backend, "tokenizer", None)
     if tokenizer is not None and texts:
         try:
-            return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            return [len(ids) for ids in encode_batch(tokenizer, texts, add_special_tokens=False)]
         except Exception:  # a tokenizer that cannot count is no reason to lose a run
             pass
     return [None] * len(texts)

@@ -198,18 +198,37 @@ def test_backend_samples_per_prompt(tiny_model):
     assert out == backend.generate(PROMPTS, config)
 
 
-def test_host_side_steps_equal_the_tokenizers_own(tiny_model):
-    """The backend tokenizes prompts once and left-pads them itself, decodes through the Rust decoder in one call, and
-    the run counts output tokens in one batched call: the same tensors, texts and counts as the tokenizer's own
-    padding, ``batch_decode`` and per-text encoding."""
+def test_host_side_steps_equal_the_tokenizers_own(tiny_model, monkeypatch):
+    """The backend tokenizes prompts once, in threads, and left-pads them itself, decodes through the Rust decoder in
+    one call, and the run counts output tokens in one batched call: the same ids, tensors, texts and counts as the
+    tokenizer's own encoding, padding, ``batch_decode`` and per-text encoding."""
     from types import SimpleNamespace
 
-    from guard_eval.generation.hf import decode_batch, left_padded
+    from guard_eval.generation import hf
+    from guard_eval.generation.hf import decode_batch, encode_batch, left_padded
     from guard_eval.modeling import load_tokenizer
     from guard_eval.runner import count_tokens
 
     tok = load_tokenizer(str(tiny_model))
     texts = [*PROMPTS, ""]
+    many = [f"{t} {i}" for i in range(7) for t in texts]
+    pools = []
+
+    class Recording(hf.ThreadPoolExecutor):
+        def __init__(self, threads):
+            pools.append(threads)
+            super().__init__(threads)
+
+    monkeypatch.setattr(hf.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(hf, "ThreadPoolExecutor", Recording)
+    for special in (True, False):
+        own = tok(many, add_special_tokens=special)["input_ids"]
+        assert encode_batch(tok, many, special, per_thread=4) == own and pools == [3]  # slices of 10, 10 and 8
+        tok(texts, padding=True)  # a backend with padding set goes through the tokenizer itself
+        assert tok.backend_tokenizer.padding and encode_batch(tok, many, special, per_thread=4) == own
+        assert pools == [3]
+        tok.backend_tokenizer.no_padding()
+        pools.clear()
     for special in (True, False):
         ref = tok(texts, add_special_tokens=special, padding=True, return_tensors="pt")
         got = left_padded(tok(texts, add_special_tokens=special)["input_ids"], tok.pad_token_id)
