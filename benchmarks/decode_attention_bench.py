@@ -43,6 +43,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, nargs="+", default=[64, 256])
     p.add_argument("--generated", type=int, nargs="+", default=[128], help="tokens decoded so far")
+    p.add_argument("--blocks", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--warps", type=int, nargs="+", default=[2, 4, 8])
+    p.add_argument("--stages", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--json")
     args = p.parse_args()
     heads, kv_heads, dim, bucket = 32, 8, 64, 128
@@ -68,7 +71,7 @@ def main() -> None:
                "sdpa_us": sdpa_us, "sdpa_gb_s": bytes_needed / sdpa_us / 1e3, "triton": []}  # fmt: skip
         auto = choose_splits(rows, kv_heads, kv_len)
         variants = [dict(block=b, splits=s, num_warps=w, num_stages=n)
-                    for b in (32, 64, 128) for s in sorted({1, 2, auto}) for w in (2, 4, 8) for n in (1, 2, 3)]  # fmt: skip
+                    for b in args.blocks for s in sorted({1, 2, auto}) for w in args.warps for n in args.stages]  # fmt: skip
         for kw in variants:
             out = decode_attention(q, k, v, attend, dim**-0.5, **kw)
             err = float((out.float() - reference.float()).abs().max())
