@@ -6,6 +6,8 @@
 # Device call 1:   bash benchmarks/gpu_smol.sh setup        # carry .gpu/p1: part 1, wheels, data
 # Device call 2:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
 # Device calls 3+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
+# Continuous batching (round 8): `continuous` instead of `start` (same carry .gpu/p2) evaluates the shipped guard on
+# the held-out sets with and without it, in one call.
 # Issue 18's recipes (~15 min on 2 GPUs): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
 # adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo on GPU 0 beside grpo(label, 5 steps),
 # grpo-composite on GPU 1, each evaluated on the held-out sets; then `wait`, `pack`. RECIPE_GPUS="0 0": one GPU.
@@ -156,8 +158,35 @@ pack() {  # results back through $OUT (at most 8 files of 16 MiB)
   ls -la "$OUT"
 }
 
+shipped_guard() {  # device call 2 (after setup, carry .gpu/p2): data, the base model, the shipped guard merged
+  mkdir -p /tmp/data "$OUT/continuous" && tar -C /tmp/data -xzf .gpu/p2/data.tgz
+  cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
+  echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
+  python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -1
+  python3 -c "from guard_eval.modeling import load_model, load_tokenizer
+m = load_model('guard-smol-135m-sft', device='cpu', dtype='bfloat16'); m.save_pretrained('/tmp/sft-merged')
+load_tokenizer('guard-smol-135m-sft').save_pretrained('/tmp/sft-merged')" 2>&1 | grep -v '%|' | tail -1
+}
+
+continuous() {  # the shipped guard on the held-out sets through guard-eval run, batch by batch and with continuous
+  # batching (MODES), same command otherwise; wall seconds, results and lean samples to $OUT/continuous
+  shipped_guard
+  for mode in ${MODES:-false true}; do
+    local t0=$(date +%s%N)
+    python3 -m guard_eval.cli run --model /tmp/sft-merged --name "sft-continuous-$mode" --benchmarks $HELD_OUT \
+      --output "/tmp/cont-$mode" --batch-size 512 --max-new-tokens "${BUDGET:-384}" --no-progress \
+      --backend-option continuous=$mode > "$OUT/continuous/run-$mode.log" 2>&1
+    echo "{\"continuous\": $mode, \"rc\": $?, \"wall_ms\": $(( ($(date +%s%N) - t0) / 1000000 ))}" | tee -a "$OUT/continuous/wall.jsonl"
+    cp "/tmp/cont-$mode/results.json" "$OUT/continuous/results-$mode.json"
+    python3 benchmarks/lean_samples.py "/tmp/cont-$mode" && xz -c "/tmp/cont-$mode/samples.lean.jsonl" > "$OUT/continuous/samples-$mode.jsonl.xz"
+  done
+}
+
 case "${1:-}" in
   prepare) prepare ;;
+  continuous) continuous ;;
+  continuous-probe) shipped_guard && python3 benchmarks/continuous_probe.py --model /tmp/sft-merged --benchmarks $HELD_OUT \
+    --stride "${STRIDE:-2}" --json "$OUT/continuous/probe.json" 2>&1 | grep -v "Backend impl" | tail -8 ;;
   setup) setup ;;
   start) start pipeline "${2:-30}" ;;
   start-recipes) start recipes "${2:-30}" ;;
@@ -165,5 +194,5 @@ case "${1:-}" in
   recipes) recipes ;;
   wait) sleep "${2:-60}"; tail -25 $W/progress.log; nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader ;;
   pack) pack ;;
-  *) echo "usage: $0 prepare|setup|start [SECONDS]|start-recipes [SECONDS]|wait SECONDS|pack"; exit 2 ;;
+  *) echo "usage: $0 prepare|setup|continuous|continuous-probe|start [SECONDS]|start-recipes [SECONDS]|wait SECONDS|pack"; exit 2 ;;
 esac

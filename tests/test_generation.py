@@ -3,6 +3,8 @@ EOS mid-batch, cache buckets crossed, shared prefixes), and samples with the rig
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -105,6 +107,26 @@ def test_prefill_chunks_give_the_same_tokens(sharp_model):
                        whole.generate(ids, mask, max_new_tokens=12, num_samples=2))  # fmt: skip
 
 
+@pytest.mark.parametrize("refill_at", [0.0, 0.5, 1.0])  # refill at every check, once 2 of 3 rows wait, all 3
+def test_continuous_batching_gives_generates_tokens(sharp_model, refill_at):
+    """Ten prompts through three rows: rows stop at EOS at different steps and take the next prompt, the ring cache
+    wraps several times (small bucket), and every prompt gets plain ``generate``'s tokens up to its EOS."""
+    ids, mask = left_padded([12, 7, 3, 12, 9, 5, 11, 2, 8, 6], seed=5)
+    prompts = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+    eos = int(plain_generate(sharp_model, ids, mask, 20, eos=None)[0, 3])
+    expected = []
+    for row in plain_generate(sharp_model, ids, mask, 20, eos=eos).tolist():
+        expected.append(row[: row.index(eos) + 1] if eos in row else row)
+    assert len({len(e) for e in expected}) > 2, "rows should end at several different steps"
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[eos], bucket=4, check_every=3,
+                            refill_at=refill_at)  # fmt: skip
+    assert decoder.generate_continuous(prompts, rows=3, max_new_tokens=20) == expected
+    assert decoder._session.cache.length == 36  # 12 + 20 + 3 + 1 slots: ten answers of up to 20 tokens wrap it
+    forced = decoder.generate_continuous(prompts, rows=4, max_new_tokens=7, ignore_eos=True)
+    assert forced == decoder.generate(ids, mask, max_new_tokens=7, ignore_eos=True).tolist()
+    assert decoder.generate_continuous([], rows=3, max_new_tokens=5) == []
+
+
 def test_sampling_shapes_and_seeding(sharp_model):
     ids, mask = left_padded([10, 4])
     decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
@@ -167,6 +189,32 @@ def test_backend_fast_equals_plain_generate(tiny_model):
     assert fast.generate(PROMPTS, config) == plain.generate(PROMPTS, config)
     chats = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
     assert fast.generate(chats, config) == plain.generate(chats, config)
+
+
+def test_backend_continuous_batching_keeps_the_outputs(tiny_model):
+    """``continuous``: off by default on a CPU (its SDPA attention would read the whole ring), forced on it gives the
+    batch-by-batch outputs, in runs of prompts that fit the same rows under ``max_batch_tokens``; k > 1 samples per
+    prompt still go batch by batch."""
+    static = HFBackend(str(tiny_model))
+    assert static.continuous is False
+    config = GenerationConfig(max_new_tokens=24, batch_size=3)
+    expected = static.generate(PROMPTS, config)
+    continuous = HFBackend.from_loaded(static.model, static.tokenizer, continuous=True)
+    calls, run = [], continuous.decoder.generate_continuous
+    continuous.decoder.generate_continuous = lambda p, **kw: calls.append((len(p), kw["rows"])) or run(p, **kw)
+    assert continuous.generate(PROMPTS, config) == expected and calls == [(4, 3)]
+    lengths = sorted((len(static.tokenizer(p)["input_ids"]) for p in PROMPTS), reverse=True)
+    ring = [-(-(n + 24 + 16 + 1) // 4) * 4 for n in lengths]  # slots a row of each prompt needs (4-slot bucket)
+    assert ring[0] > ring[1]
+    capped = HFBackend.from_loaded(static.model, static.tokenizer, continuous=True, bucket=4,
+                                   max_batch_tokens=2 * ring[1])  # fmt: skip
+    runs, run = [], capped.decoder.generate_continuous
+    capped.decoder.generate_continuous = lambda p, **kw: runs.append((len(p), kw["rows"])) or run(p, **kw)
+    assert capped.generate(PROMPTS, config) == expected
+    rows = [min(3, 2 * ring[1] // n) for n in ring]  # the longest prompt gets one row, the next two...
+    assert rows[:2] == [1, 2] and runs == [(len(list(same)), r) for r, same in itertools.groupby(rows)]
+    sampled = GenerationConfig(max_new_tokens=8, temperature=1.0, num_samples=2, batch_size=2, seed=3)
+    assert continuous.generate(PROMPTS, sampled) == static.generate(PROMPTS, sampled) and calls == [(4, 3)]
 
 
 def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):

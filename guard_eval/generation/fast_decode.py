@@ -110,6 +110,7 @@ class StaticKVCache:
         self.rows, self.length = rows, length
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self._prefill: tuple[int, int, int] | None = None  # (first row, copies per prompt, first slot)
+        self._scatter: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, slots) indices
 
     @contextlib.contextmanager
     def prefilling(self, first_row: int, expand: int, offset: int = 0) -> Iterator[None]:
@@ -119,7 +120,22 @@ class StaticKVCache:
         finally:
             self._prefill = None
 
+    @contextlib.contextmanager
+    def scattering(self, rows: torch.Tensor, slots: torch.Tensor) -> Iterator[None]:
+        """While prefilling prompt ``i`` of a chunk into row ``rows[i]``, its token ``j`` into slot ``slots[j]``
+        (continuous batching: any rows, slots that may wrap around the end of the cache)."""
+        self._scatter = (rows, slots)
+        try:
+            yield
+        finally:
+            self._scatter = None
+
     def update(self, key_states, value_states, layer_idx: int, *args: Any, **kwargs: Any):
+        if self._scatter is not None:
+            rows, slots = self._scatter
+            for cache, states in ((self.keys, key_states), (self.values, value_states)):
+                cache[layer_idx].transpose(1, 2).index_put_((rows[:, None], slots[None, :]), states.transpose(1, 2))
+            return key_states, value_states
         if self._prefill is not None:
             first, expand, offset = self._prefill
             rows = slice(first, first + key_states.shape[0] * expand)
@@ -167,7 +183,7 @@ class _Session:
     eos: torch.Tensor
     pad: torch.Tensor
     sampling: tuple[float, float, bool] = (0.0, 1.0, False)  # (temperature, top_p, ignore_eos) the graphs hold
-    graphs: dict[int, Any] = field(default_factory=dict)  # attended length -> torch.cuda.CUDAGraph
+    graphs: dict[tuple[int, bool], Any] = field(default_factory=dict)  # (attended length, ring) -> CUDAGraph
     pool: Any = None
 
 
@@ -186,6 +202,8 @@ class StaticDecoder:
         when the layers are plain ``nn.Linear``; see :mod:`~guard_eval.generation.fused_projections`).
     :param decode_attention: ``"triton"`` (a kernel that reads only each row's attended cache blocks), ``"sdpa"``, or
         None: Triton on CUDA when installed (see :mod:`~guard_eval.generation.decode_attention`).
+    :param refill_at: continuous batching (:meth:`generate_continuous`) refills rows once this fraction of them is
+        done (a refill is one prefill forward: fewer, larger ones cost less than one every check).
     :param fused_layers: decode steps through the loop's own layer forward (residual adds fused into the norms,
         rotary and cache writes in one kernel; None: on whenever the decode attention is Triton and the model fits;
         see :mod:`~guard_eval.generation.decode_layers`).
@@ -208,6 +226,7 @@ class StaticDecoder:
         fused_projections: bool | None = None,
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
+        refill_at: float = 0.125,
     ) -> None:
         from guard_eval.generation import decode_attention as attention
         from guard_eval.generation import decode_layers as layers
@@ -241,6 +260,7 @@ class StaticDecoder:
         wanted = ((fused, self.fused_kernels), (projections, self.fused_projections))
         self._fused = [module.applied for module, on in wanted if on]
         self.bucket, self.prefill_tokens, self.check_every = bucket, prefill_tokens, check_every
+        self.refill_at = refill_at
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5.2x
         self._session: _Session | None = None
@@ -319,28 +339,37 @@ class StaticDecoder:
 
     # -- decoding ----------------------------------------------------------------------------------------------------
 
-    def _decode_step(self, s: _Session, kv_len: int) -> None:
-        """One token for every row, entirely on the device (so it can be captured as a graph)."""
+    def _decode_step(self, s: _Session, kv_len: int, ring: bool = False) -> None:
+        """One token for every row, entirely on the device (so it can be captured as a graph).
+
+        ``ring`` (continuous batching): the cache is a ring that every row writes at the same slot; a row attends to
+        the slots ``valid`` marks (its prompt's and its own tokens'), and ``out`` is a ring of columns."""
         temperature, top_p, ignore_eos = s.sampling
-        attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
+        if ring:
+            s.valid.index_fill_(1, s.cache.position, True)
+            attend = s.valid
+        else:
+            attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
         logits = self._decode_logits(s.tokens, s.positions, attend, s.cache)
-        self._record(s, choose_tokens(logits, temperature, top_p), ignore_eos)
+        self._record(s, choose_tokens(logits, temperature, top_p), ignore_eos, ring)
         s.positions.add_(1)
         s.cache.position.add_(1)
+        if ring:
+            s.cache.position.remainder_(s.cache.length)
 
-    def _record(self, s: _Session, new: torch.Tensor, ignore_eos: bool) -> None:
+    def _record(self, s: _Session, new: torch.Tensor, ignore_eos: bool, ring: bool = False) -> None:
         new = torch.where(s.finished, s.pad, new)
-        s.out.index_copy_(1, s.step, new.unsqueeze(1))
+        s.out.index_copy_(1, s.step.remainder(s.out.shape[1]) if ring else s.step, new.unsqueeze(1))
         if not ignore_eos:
             s.finished.logical_or_(new.unsqueeze(1).eq(s.eos).any(1))
         s.tokens.copy_(new.unsqueeze(1))
         s.step.add_(1)
 
-    def _run_step(self, s: _Session, kv_len: int) -> None:
+    def _run_step(self, s: _Session, kv_len: int, ring: bool = False) -> None:
         if not self.cuda_graphs:
-            self._decode_step(s, kv_len)
+            self._decode_step(s, kv_len, ring)
             return
-        graph = s.graphs.get(kv_len)
+        graph = s.graphs.get((kv_len, ring))
         if graph is not None:
             graph.replay()
             return
@@ -349,13 +378,13 @@ class StaticDecoder:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            self._decode_step(s, kv_len)
+            self._decode_step(s, kv_len, ring)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, pool=s.pool):
-            self._decode_step(s, kv_len)
+            self._decode_step(s, kv_len, ring)
         s.pool = s.pool if s.pool is not None else graph.pool()
-        s.graphs[kv_len] = graph
+        s.graphs[(kv_len, ring)] = graph
 
     @torch.inference_mode()
     def generate(
@@ -403,6 +432,106 @@ class StaticDecoder:
                 self._run_step(s, min(-(-attended // self.bucket) * self.bucket, s.cache.length))
                 done += 1
         return s.out[:, :done].to("cpu", copy=True)  # the buffer is reused by the next call
+
+    @torch.inference_mode()
+    def generate_continuous(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        rows: int,
+        max_new_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        ignore_eos: bool = False,
+    ) -> list[list[int]]:
+        """New token ids of each prompt (token id lists, no padding), up to and including its EOS, decoding ``rows``
+        at a time and giving a row to the next prompt as soon as its own is done ("continuous batching").
+
+        A static batch decodes until its longest answer ends, its finished rows idle; here every ``check_every``
+        steps the host collects the finished rows and prefills the next prompts into them. The cache is a ring
+        every row writes at the same slot: a new prompt goes into the slots just before it, and each row attends to
+        its own slots only (``valid``). Greedy rows decode the same tokens as :meth:`generate` (up to the order of
+        float sums in attention); prompts are started in the given order."""
+        if max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not prompts:
+            return []
+        if seed is not None:
+            torch.manual_seed(seed)
+        rows = max(1, min(rows, len(prompts)))
+        width = max_new_tokens + self.check_every + 1  # out's ring of columns: a row's tokens, and a check's overrun
+        span = max(map(len, prompts)) + width  # the most slots one row's prompt and tokens hold at once
+        s = self._session_for(rows, -(-span // self.bucket) * self.bucket, width, (temperature, top_p, ignore_eos))
+        s.valid.fill_(False)
+        s.finished.fill_(True)  # idle rows: nothing to decode, pad tokens out
+        s.out.fill_(self.pad_token_id)
+        s.tokens.fill_(self.pad_token_id)
+        s.positions.zero_()
+        s.cache.position.zero_()
+        s.step.fill_(1)  # a row's first token (from its prefill) goes in the column before the next step's
+        results: list[list[int] | None] = [None] * len(prompts)
+        owner, start = [-1] * rows, [0] * rows  # the prompt each row decodes, and the step it started at
+        queue = iter(range(len(prompts)))
+        free: list[int] = []  # rows whose prompt is done, waiting for a refill
+        step = 1
+        with self.decoding():
+            self._refill(s, list(range(rows)), [next(queue) for _ in range(rows)], prompts, owner, start, step)
+            while any(i >= 0 for i in owner):
+                for _ in range(self.check_every):
+                    self._run_step(s, s.cache.length, ring=True)
+                step += self.check_every
+                finished = s.finished.tolist()
+                done = [r for r, i in enumerate(owner) if i >= 0 and (finished[r] or step - start[r] >= max_new_tokens)]
+                if done:
+                    for r, row in zip(done, s.out[done].tolist()):
+                        tokens = [row[(start[r] + j) % width] for j in range(min(step - start[r], max_new_tokens))]
+                        if not ignore_eos:
+                            end = next((j for j, t in enumerate(tokens) if t in self.eos_token_ids), len(tokens) - 1)
+                            tokens = tokens[: end + 1]
+                        results[owner[r]] = tokens
+                        owner[r] = -1
+                    s.finished[done] = True  # idle until refilled: pad tokens, attending only to their own new slots
+                    s.valid[done] = False
+                    free += done
+                # A refill is a prefill forward: wait until enough rows wait for one (or every row does).
+                if free and (len(free) >= self.refill_at * rows or len(free) == rows):
+                    following = [i for _, i in zip(free, queue)]
+                    self._refill(s, free[: len(following)], following, prompts, owner, start, step)
+                    free = free[len(following) :] if following else []  # none left to start: the rest stays idle
+        return results  # type: ignore[return-value]
+
+    def _refill(self, s: _Session, rows: list[int], items: list[int], prompts, owner, start, step: int) -> None:
+        """Prefill ``prompts[i]`` for ``i`` in ``items`` into ``rows``: its keys in the slots just before the ring's
+        write slot, its first token as the row's token of column ``step - 1``."""
+        from guard_eval.generation.hf import left_padded
+
+        if not rows:
+            return
+        temperature, top_p, ignore_eos = s.sampling
+        position = (step - 1) % s.cache.length  # the slot the next decode step writes (one a step since step 1)
+        chunk = max(1, self.prefill_tokens // max(len(prompts[i]) for i in items))
+        for at in range(0, len(rows), chunk):
+            part, which = rows[at : at + chunk], items[at : at + chunk]
+            enc = left_padded([list(prompts[i]) for i in which], self.pad_token_id)
+            ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device).bool()
+            n, w = ids.shape
+            index = torch.tensor(part, device=self.device)
+            slots = (position - w + torch.arange(w, device=self.device)) % s.cache.length
+            positions = (mask.long().cumsum(-1) - 1).clamp_(min=0)
+            causal = torch.ones(w, w, dtype=torch.bool, device=self.device).tril_()
+            attend = (causal & mask[:, None, :]) | torch.eye(w, dtype=torch.bool, device=self.device)
+            with s.cache.scattering(index, slots):
+                logits = self._logits(ids, attend.unsqueeze(1), positions, s.cache)
+            first = choose_tokens(logits, temperature, top_p)
+            s.valid[index] = False
+            s.valid[index[:, None], slots[None, :]] = mask
+            s.tokens[index, 0] = first
+            s.positions[index, 0] = positions[:, -1] + 1
+            s.finished[index] = False if ignore_eos else first[:, None].eq(s.eos).any(1)
+            s.out[index, (step - 1) % s.out.shape[1]] = first
+            for r, i in zip(part, which):
+                owner[r], start[r] = i, step - 1
 
     def _prefill(self, s, input_ids, attention_mask, positions, num_samples, temperature, top_p) -> torch.Tensor:
         """Run the prompts in row chunks, writing each prompt's cache ``num_samples`` times; the first new tokens.

@@ -90,7 +90,10 @@ class HFBackend:
     ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary and cache writes
     in one kernel; default: on with the Triton attention, ``false`` turns it off), ``max_batch_tokens`` (a batch
     holds at most this many KV-cache slots, rows x (prompt + new tokens) x samples: long prompts get fewer rows than
-    ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes)."""
+    ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes),
+    ``continuous`` (continuous batching for one completion per prompt: a row whose answer ended takes the next prompt
+    at once instead of idling until its batch's longest answer ends; default: on with the Triton decode attention,
+    which reads only each row's own cache slots; ``true`` forces it, ``false`` decodes batch by batch)."""
 
     name = "hf"
 
@@ -107,6 +110,7 @@ class HFBackend:
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
         max_batch_tokens: int | None = None,
+        continuous: bool | None = None,
         **_: object,
     ) -> None:
         self.model_path = model
@@ -114,7 +118,7 @@ class HFBackend:
         self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile,
                      fused_kernels=fused_kernels, fused_projections=fused_projections,
                      decode_attention=decode_attention, fused_layers=fused_layers,
-                     max_batch_tokens=max_batch_tokens)  # fmt: skip
+                     max_batch_tokens=max_batch_tokens, continuous=continuous)  # fmt: skip
 
     @classmethod
     def from_loaded(cls, model, tokenizer, *, fast: bool = True, **decoder_options) -> HFBackend:
@@ -124,13 +128,15 @@ class HFBackend:
         backend._attach(model, tokenizer, fast, **decoder_options)
         return backend
 
-    def _attach(self, model, tokenizer, fast: bool, max_batch_tokens: int | None = None, **decoder_options) -> None:
+    def _attach(self, model, tokenizer, fast: bool, max_batch_tokens: int | None = None,
+                continuous: bool | None = None, **decoder_options) -> None:  # fmt: skip
         if max_batch_tokens is not None and (isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int)
                                              or max_batch_tokens < 1):  # fmt: skip
             raise ValueError(f"max_batch_tokens must be a positive number of cache slots, got {max_batch_tokens!r}")
         self.model, self.tokenizer = model, tokenizer
         self.decoder = None
         self.max_batch_tokens = max_batch_tokens
+        self.continuous = False
         if not fast:
             return
         from guard_eval.generation.fast_decode import StaticDecoder, unsupported_reason
@@ -146,6 +152,7 @@ class HFBackend:
             **decoder_options,
         )
         self.max_batch_tokens = max_batch_tokens or self.decoder.cache_token_budget()
+        self.continuous = self.decoder.decode_attention == "triton" if continuous is None else bool(continuous)
 
     @property
     def device(self):
@@ -159,6 +166,9 @@ class HFBackend:
         encoded = encode_batch(self.tokenizer, texts, add_special_tokens(prompts))
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
         out: list[list[str]] = [[] for _ in texts]
+        if self.continuous and config.num_samples == 1:
+            self._generate_continuous(encoded, order, config, ignore_eos, out)
+            return out
         start = 0
         while start < len(order):
             rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
@@ -174,6 +184,34 @@ class HFBackend:
                 out[i] = new[j * config.num_samples : (j + 1) * config.num_samples]
             start += rows
         return out
+
+    def _generate_continuous(self, encoded, order, config: GenerationConfig, ignore_eos: bool, out) -> None:
+        """Continuous batching over runs of prompts that fit the same number of rows (longest first: a run's ring
+        cache is as long as its longest prompt plus the answer, and ``max_batch_tokens`` caps rows x that length)."""
+        decoder = self.decoder
+        ring = config.max_new_tokens + decoder.check_every + 1  # the ring's slots past a prompt
+
+        def rows_for(i: int) -> int:
+            if not self.max_batch_tokens:
+                return config.batch_size
+            length = -(-(len(encoded[i]) + ring) // decoder.bucket) * decoder.bucket
+            return max(1, min(config.batch_size, self.max_batch_tokens // length))
+
+        start = 0
+        while start < len(order):
+            rows = rows_for(order[start])
+            stop = start + 1
+            while stop < len(order) and rows_for(order[stop]) == rows:
+                stop += 1
+            idx = order[start:stop]
+            new_ids = decoder.generate_continuous(
+                [encoded[i] for i in idx], rows=rows, max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature if config.temperature > 0 else 0.0, top_p=config.top_p,
+                seed=config.seed + start, ignore_eos=ignore_eos,
+            )  # fmt: skip
+            for i, text in zip(idx, decode_batch(self.tokenizer, new_ids)):
+                out[i] = [text]
+            start = stop
 
     def _generate_ids(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
         import torch
