@@ -68,8 +68,10 @@ def main() -> int:
         return out
 
     StaticDecoder.generate, StaticDecoder._prefill = generate, prefill
+    # Batch by batch: the prefill/decode split is timed inside StaticDecoder.generate (continuous batching, the
+    # default on CUDA, is timed as a whole by benchmarks/continuous_probe.py).
     argv = ["run", "--model", args.model, "--data-dir", args.data_dir, "--output", args.output, "--no-progress",
-            *args.run_args]  # fmt: skip
+            "--backend-option", "continuous=false", *args.run_args]  # fmt: skip
     start = time.perf_counter()
     code = cli.main(argv)
     total = time.perf_counter() - start

@@ -194,7 +194,7 @@ def test_backend_fast_equals_plain_generate(tiny_model):
 def test_backend_continuous_batching_keeps_the_outputs(tiny_model):
     """``continuous``: off by default on a CPU (its SDPA attention would read the whole ring), forced on it gives the
     batch-by-batch outputs, in runs of prompts that fit the same rows under ``max_batch_tokens``; k > 1 samples per
-    prompt still go batch by batch."""
+    prompt and forced lengths still go batch by batch."""
     static = HFBackend(str(tiny_model))
     assert static.continuous is False
     config = GenerationConfig(max_new_tokens=24, batch_size=3)
@@ -215,6 +215,8 @@ def test_backend_continuous_batching_keeps_the_outputs(tiny_model):
     assert rows[:2] == [1, 2] and runs == [(len(list(same)), r) for r, same in itertools.groupby(rows)]
     sampled = GenerationConfig(max_new_tokens=8, temperature=1.0, num_samples=2, batch_size=2, seed=3)
     assert continuous.generate(PROMPTS, sampled) == static.generate(PROMPTS, sampled) and calls == [(4, 3)]
+    forced = continuous.generate(PROMPTS, config, ignore_eos=True)  # every row runs to the end: batch by batch
+    assert forced == static.generate(PROMPTS, config, ignore_eos=True) and calls == [(4, 3)]
 
 
 def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):

@@ -93,7 +93,8 @@ class HFBackend:
     ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes),
     ``continuous`` (continuous batching for one completion per prompt: a row whose answer ended takes the next prompt
     at once instead of idling until its batch's longest answer ends; default: on with the Triton decode attention,
-    which reads only each row's own cache slots; ``true`` forces it, ``false`` decodes batch by batch)."""
+    which reads only each row's own cache slots; ``true`` forces it, ``false`` decodes batch by batch; forced lengths,
+    ``ignore_eos``, always go batch by batch: no row ends early)."""
 
     name = "hf"
 
@@ -166,8 +167,8 @@ class HFBackend:
         encoded = encode_batch(self.tokenizer, texts, add_special_tokens(prompts))
         order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
         out: list[list[str]] = [[] for _ in texts]
-        if self.continuous and config.num_samples == 1:
-            self._generate_continuous(encoded, order, config, ignore_eos, out)
+        if self.continuous and config.num_samples == 1 and not ignore_eos:  # forced lengths: no row ends early
+            self._generate_continuous(encoded, order, config, out)
             return out
         start = 0
         while start < len(order):
@@ -185,7 +186,7 @@ class HFBackend:
             start += rows
         return out
 
-    def _generate_continuous(self, encoded, order, config: GenerationConfig, ignore_eos: bool, out) -> None:
+    def _generate_continuous(self, encoded, order, config: GenerationConfig, out) -> None:
         """Continuous batching over runs of prompts that fit the same number of rows (longest first: a run's ring
         cache is as long as its longest prompt plus the answer, and ``max_batch_tokens`` caps rows x that length)."""
         decoder = self.decoder
@@ -207,7 +208,7 @@ class HFBackend:
             new_ids = decoder.generate_continuous(
                 [encoded[i] for i in idx], rows=rows, max_new_tokens=config.max_new_tokens,
                 temperature=config.temperature if config.temperature > 0 else 0.0, top_p=config.top_p,
-                seed=config.seed + start, ignore_eos=ignore_eos,
+                seed=config.seed + start,
             )  # fmt: skip
             for i, text in zip(idx, decode_batch(self.tokenizer, new_ids)):
                 out[i] = [text]
