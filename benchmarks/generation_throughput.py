@@ -11,8 +11,7 @@ weight once, ``weight bytes / measured device-to-device copy bandwidth`` per ste
 
 Backends: ``fast`` (our static-cache loop with CUDA graphs, and Liger's fused kernels when installed: the default),
 ``fast-unfused`` (the same without fused kernels), ``fast-noproj`` (without fused projections), ``fast-nolayers``
-(through HF's layer forward instead of the loop's own), ``fast-static`` (batch by batch, no continuous batching),
-``fast-sdpa``
+(through HF's layer forward instead of the loop's own), ``fast-sdpa``
 (SDPA decode attention), ``fast-compile`` (and ``torch.compile``), ``fast-eager`` (the same loop without graphs),
 ``generate`` (plain ``model.generate``, the old backend), ``lm-eval`` (needs lm_eval), ``vllm`` (needs vllm).
 
@@ -47,7 +46,7 @@ SHAPES = {"tiny": None, "llama-3.2-1b": LLAMA_3_2_1B, "llama-3.2-3b": LLAMA_3_2_
 # the fast loop and its variants: the HF backend's options each one sets
 FAST = {"fast": {}, "fast-sdpa": {"decode_attention": "sdpa"}, "fast-unfused": {"fused_kernels": False},
         "fast-noproj": {"fused_projections": False}, "fast-nolayers": {"fused_layers": False},
-        "fast-compile": {"compile": True}, "fast-static": {"continuous": False},
+        "fast-compile": {"compile": True},
         "fast-eager": {"cuda_graphs": False}}  # fmt: skip
 BACKENDS = (*FAST, "generate", "lm-eval", "vllm")
 NEVER = "<<guard-bench: never stop>>"
