@@ -122,6 +122,8 @@ def test_continuous_batching_gives_generates_tokens(sharp_model, refill_at):
                             refill_at=refill_at)  # fmt: skip
     assert decoder.generate_continuous(prompts, rows=3, max_new_tokens=20) == expected
     assert decoder._session.cache.length == 36  # 12 + 20 + 3 + 1 slots: ten answers of up to 20 tokens wrap it
+    decoder.generate(ids[:3], mask[:3], max_new_tokens=50)  # leaves a 3-row session with a longer cache and out
+    assert decoder.generate_continuous(prompts, rows=3, max_new_tokens=20) == expected  # which the next call reuses
     forced = decoder.generate_continuous(prompts, rows=4, max_new_tokens=7, ignore_eos=True)
     assert forced == decoder.generate(ids, mask, max_new_tokens=7, ignore_eos=True).tolist()
     assert decoder.generate_continuous([], rows=3, max_new_tokens=5) == []

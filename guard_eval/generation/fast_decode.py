@@ -463,6 +463,7 @@ class StaticDecoder:
         width = max_new_tokens + self.check_every + 1  # out's ring of columns: a row's tokens, and a check's overrun
         span = max(map(len, prompts)) + width  # the most slots one row's prompt and tokens hold at once
         s = self._session_for(rows, -(-span // self.bucket) * self.bucket, width, (temperature, top_p, ignore_eos))
+        width = s.out.shape[1]  # a reused session's may be wider; the steps write modulo its width
         s.valid.fill_(False)
         s.finished.fill_(True)  # idle rows: nothing to decode, pad tokens out
         s.out.fill_(self.pad_token_id)
