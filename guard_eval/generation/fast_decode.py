@@ -15,7 +15,9 @@ only what is around them:
   (:mod:`~guard_eval.generation.decode_layers`) and a decode attention that reads only attended cache blocks
   (:mod:`~guard_eval.generation.decode_attention`);
 * with ``num_samples = k`` a prompt is prefilled once and its cache rows written k times ("prefix sharing");
-* the host checks for "every row finished" only every ``check_every`` steps, so the GPU never waits for Python.
+* the host checks for "every row finished" only every ``check_every`` steps, so the GPU never waits for Python;
+* :meth:`StaticDecoder.generate_continuous` batches continuously: the cache is a ring, and a row whose answer has
+  ended is given the next prompt instead of idling until the longest answer of its batch ends.
 
 Greedy decoding picks ``argmax`` of the same logits as ``generate``; sampling uses the Gumbel-max trick (exactly
 softmax sampling with temperature and top-p, but another random stream than ``generate``'s, so sampled texts differ).
