@@ -43,7 +43,8 @@ def main() -> int:
     static.generate(prompts[:1024], config)  # warm-up: graphs, kernels
     continuous.generate(prompts[:1024], config)
     results, reference = [], None
-    for name, backend, refill_at in [("static", static, None)] + [("continuous", continuous, r) for r in args.refill_at]:
+    settings = [("static", static, None)] + [("continuous", continuous, r) for r in args.refill_at]
+    for name, backend, refill_at in settings:
         if refill_at is not None:
             backend.decoder.refill_at = refill_at
         if torch.cuda.is_available():

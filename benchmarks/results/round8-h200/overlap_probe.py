@@ -46,7 +46,8 @@ def main() -> int:
     from guard_eval.generation.hf import eos_token_ids, left_padded
 
     cuda = args.device.startswith("cuda")
-    model, tokenizer = load_shape(args.shape, args.device, "bfloat16" if cuda else "float32", Path("/tmp/guard-bench-overlap"))
+    dtype = "bfloat16" if cuda else "float32"
+    model, tokenizer = load_shape(args.shape, args.device, dtype, Path("/tmp/guard-bench-overlap"))
     bandwidth, wbytes = copy_bandwidth(args.device), weight_bytes(model)
     kv_token = kv_bytes_per_token(model.config, next(model.parameters()).element_size())
     decoder = StaticDecoder(model, pad_token_id=tokenizer.pad_token_id, eos_token_ids=eos_token_ids(model, tokenizer))
@@ -89,7 +90,8 @@ def main() -> int:
                        "check_every": check_every, "seconds": seconds, "tokens_per_s": tokens / seconds,
                        "fraction_of_bound_with_kv": tokens / seconds / (rows * bandwidth / (wbytes + kv_read)),
                        "same_tokens_as_sequential": all(torch.equal(a, b) for a, b in zip(outs, reference)),
-                       "per_batch_s": run.per_batch, "tokenize_s": tokenize_s, "prompt_tokens_mean": prompt_tokens}  # fmt: skip
+                       "per_batch_s": run.per_batch, "tokenize_s": tokenize_s,
+                       "prompt_tokens_mean": prompt_tokens}  # fmt: skip
                 results.append(row)
                 print(json.dumps(row), flush=True)
     if args.json:
