@@ -513,7 +513,7 @@ class StaticDecoder:
             return
         temperature, top_p, ignore_eos = s.sampling
         position = (step - 1) % s.cache.length  # the slot the next decode step writes (one a step since step 1)
-        chunk = max(1, self.prefill_tokens // max(len(prompts[i]) for i in items))
+        chunk = max(1, self.prefill_tokens // max(1, *(len(prompts[i]) for i in items)))
         for at in range(0, len(rows), chunk):
             part, which = rows[at : at + chunk], items[at : at + chunk]
             enc = left_padded([list(prompts[i]) for i in which], self.pad_token_id)
