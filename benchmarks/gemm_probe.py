@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
+from decode_attention_bench import timed  # (benchmarks/ is on the path when run as a script)
 
 SHAPES = {"qkv": (2048, 3072), "o_proj": (2048, 2048), "gate_up": (2048, 16384), "down": (8192, 2048),
           "lm_head": (2048, 128256)}  # fmt: skip
@@ -29,25 +29,14 @@ FORMS = {"linear": lambda x, w: F.linear(x, w), "w_xt": lambda x, w: (w @ x.T).T
 
 
 def per_call_us(form, x, weights, outs, repeats: int = 20) -> float:
-    def step():
-        for i, w in enumerate(weights):
-            outs[i] = form(x, w)
+    """Microseconds of one call: ``repeats`` passes over ``weights`` captured in one graph (median of 20 replays)."""
 
-    step()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    def passes():
         for _ in range(repeats):
-            step()
-    times = []
-    for _ in range(20):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times) / (repeats * len(weights))
+            for i, w in enumerate(weights):
+                outs[i] = form(x, w)
+
+    return timed(passes, repeats=20) / (repeats * len(weights))
 
 
 def main() -> None:

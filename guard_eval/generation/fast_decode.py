@@ -153,6 +153,14 @@ class StaticKVCache:
         return int(self.position.item())
 
 
+def prompt_attention(mask: torch.Tensor) -> torch.Tensor:
+    """The prefill's ``(B, 1, w, w)`` bool attention mask of left-padded prompts ``mask (B, w)``: causal; padding keys
+    are hidden, and a padding query sees itself so that its softmax has something to normalise."""
+    width = mask.shape[1]
+    causal = torch.ones(width, width, dtype=torch.bool, device=mask.device).tril_()
+    return ((causal & mask[:, None, :]) | torch.eye(width, dtype=torch.bool, device=mask.device)).unsqueeze(1)
+
+
 def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """Greedy ``argmax``, or a softmax sample (temperature, nucleus ``top_p``) by the Gumbel-max trick.
 
@@ -518,14 +526,12 @@ class StaticDecoder:
             part, which = rows[at : at + chunk], items[at : at + chunk]
             enc = left_padded([list(prompts[i]) for i in which], self.pad_token_id)
             ids, mask = enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device).bool()
-            n, w = ids.shape
+            w = ids.shape[1]
             index = torch.tensor(part, device=self.device)
             slots = (position - w + torch.arange(w, device=self.device)) % s.cache.length
             positions = (mask.long().cumsum(-1) - 1).clamp_(min=0)
-            causal = torch.ones(w, w, dtype=torch.bool, device=self.device).tril_()
-            attend = (causal & mask[:, None, :]) | torch.eye(w, dtype=torch.bool, device=self.device)
             with s.cache.scattering(index, slots):
-                logits = self._logits(ids, attend.unsqueeze(1), positions, s.cache)
+                logits = self._logits(ids, prompt_attention(mask), positions, s.cache)
             first = choose_tokens(logits, temperature, top_p)
             s.valid[index] = False
             s.valid[index[:, None], slots[None, :]] = mask
@@ -541,19 +547,15 @@ class StaticDecoder:
 
         A chunk runs without the left padding all of its rows have (its keys go to the same slots as untrimmed)."""
         prompts, prompt_len = input_ids.shape
-        causal = torch.ones(prompt_len, prompt_len, dtype=torch.bool, device=self.device).tril_()
-        diagonal = torch.eye(prompt_len, dtype=torch.bool, device=self.device)
         lengths = attention_mask.sum(1).tolist()
         chunk = max(1, self.prefill_tokens // prompt_len)
         firsts = []
         for start in range(0, prompts, chunk):
             stop = min(start + chunk, prompts)
             offset = prompt_len - max(1, max(lengths[start:stop]))
-            width = prompt_len - offset
-            # Padding keys are hidden; a padding query sees itself so that its softmax has something to normalise.
-            mask = (causal[:width, :width] & attention_mask[start:stop, None, offset:]) | diagonal[:width, :width]
+            rows, cols = slice(start, stop), slice(offset, None)
             with s.cache.prefilling(start * num_samples, num_samples, offset):
-                logits = self._logits(input_ids[start:stop, offset:], mask.unsqueeze(1),
-                                      positions[start:stop, offset:], s.cache)  # fmt: skip
+                logits = self._logits(input_ids[rows, cols], prompt_attention(attention_mask[rows, cols]),
+                                      positions[rows, cols], s.cache)  # fmt: skip
             firsts.append(choose_tokens(logits.repeat_interleave(num_samples, dim=0), temperature, top_p))
         return torch.cat(firsts)
