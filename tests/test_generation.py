@@ -236,6 +236,9 @@ def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
     for bad in (0, -5, "many"):
         with pytest.raises(ValueError, match="max_batch_tokens must be a positive number of cache slots"):
             HFBackend.from_loaded(capped.model, capped.tokenizer, max_batch_tokens=bad)
+    for name in ("continuous", "fused_layers", "compile"):  # on/off options: a misspelt value is an error, not "on"
+        with pytest.raises(ValueError, match=f"backend option {name} must be true or false, got 'flase'"):
+            HFBackend.from_loaded(capped.model, capped.tokenizer, **{name: "flase"})
     first = 0
     for n in rows:  # each batch as large as the budget allows for its longest prompt (and at least one row)
         assert n == max(1, min(4 - first, 130 // (lengths[first] + 24)))

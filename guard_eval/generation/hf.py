@@ -134,6 +134,11 @@ class HFBackend:
         if max_batch_tokens is not None and (isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int)
                                              or max_batch_tokens < 1):  # fmt: skip
             raise ValueError(f"max_batch_tokens must be a positive number of cache slots, got {max_batch_tokens!r}")
+        switches = {"fast": fast, "continuous": continuous, **decoder_options}
+        for name in ("fast", "continuous", "cuda_graphs", "compile", "fused_kernels", "fused_projections",
+                     "fused_layers"):  # fmt: skip
+            if switches.get(name) not in (None, True, False):  # a typo such as continuous=flase must not read as on
+                raise ValueError(f"backend option {name} must be true or false, got {switches[name]!r}")
         self.model, self.tokenizer = model, tokenizer
         self.decoder = None
         self.max_batch_tokens = max_batch_tokens
