@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU measurements behind docs/performance.md and docs/experiments.md, as run on one H100 (torch 2.11,
 # transformers 5.17 preinstalled; the other packages carried as wheels in .whl-train/, the shared data copied to
-# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free|profile|round6|round7|round8 OUT_DIR
+# .gpu-data/). Usage: benchmarks/run_gpu.sh throughput|experiment|fsdp|padding-free|profile|round6|round7|round8|round9 OUT_DIR
 #   throughput  generation tokens/s: our HF backend vs lm-eval's HF backend vs plain generate (issue 8)
 #   experiment  configs/experiments/gpu-0.5b.yaml end to end; re-run to resume after the last finished stage (issue 6)
 #   fsdp        reasoning SFT and DPO of a Llama-3.2-1B-shaped model through `accelerate launch` + FSDP (issue 9)
@@ -11,6 +11,7 @@
 #               pad_to_multiple_of=64 against the plain run before and after it (issue 15)
 #   round7      the fast loop's own decode-layer forward on/off vs lm-eval, fp32 equality, kernel tables (issue 15)
 #   round8      decode attention sweep, fast-loop throughput, the whole suite through guard-eval run (issue 15)
+#   round9      the decode attention without its per-block branch: sweep, throughput vs lm-eval, fp32, profile
 set -euo pipefail
 what=$1 out=$2
 mkdir -p "$out"
@@ -118,6 +119,15 @@ round8)  # the decode attention sweep; fast-loop throughput (threaded tokenizing
   timeout 540 python3 benchmarks/suite_time.py --model /tmp/llama-1b --data-dir "$GUARD_DATA_DIR" --output /tmp/suite8 \
     --json "$out/suite-1b-1024.json" -- --no-progress --benchmarks guardreasoner --max-new-tokens 1024 --batch-size 512 \
     --dtype bfloat16 > "$out/suite.log" 2>&1
+  ;;
+round9)  # the decode attention without its per-block branch: kernel sweep, throughput vs lm-eval, fp32 equality, profile
+  timeout 90 python3 benchmarks/decode_attention_bench.py --rows 64 256 --generated 128 320 --blocks 128 \
+    --warps 2 4 --stages 2 --json "$out/attention.json" > "$out/attention.log" 2>&1
+  timeout 240 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --batch-sizes 64 256 --output-len 256 \
+    --batches 2 --backends fast lm-eval --baseline-batch-sizes 64 --json "$out/gen.json" > "$out/gen.log" 2>&1
+  timeout 100 python3 benchmarks/generation_throughput.py --shape llama-3.2-1b --dtype float32 --batch-sizes 16 \
+    --output-len 64 --backends fast --check 16 --json "$out/genfp32.json" > "$out/genfp32.log" 2>&1
+  timeout 100 python3 benchmarks/profile_decode.py --rows 64 256 --kernels 30 > "$out/profile-decode.log" 2>&1
   ;;
 *) echo "unknown: $what" >&2; exit 2 ;;
 esac

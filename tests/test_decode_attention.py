@@ -39,21 +39,24 @@ def test_equals_sdpa_over_padding_and_the_bucket_tail(rows, heads, kv_heads, dim
     slots = torch.arange(kv_len)
     padding = torch.randint(0, 70, (rows,), generator=g)
     attend = (slots >= padding[:, None]) & (slots <= kv_len - 20)  # left padding, then the bucket's unwritten tail
-    out = attention.decode_attention(q, k, v, attend, dim**-0.5, splits=splits)
-    assert out.shape == (rows, 1, heads, dim)
-    torch.testing.assert_close(out, sdpa_reference(q, k, v, attend, dim**-0.5), atol=1e-5, rtol=1e-5)
+    for skip_empty in (False, True):  # with and without the test for a block with no attended slot
+        out = attention.decode_attention(q, k, v, attend, dim**-0.5, splits=splits, skip_empty=skip_empty)
+        assert out.shape == (rows, 1, heads, dim)
+        torch.testing.assert_close(out, sdpa_reference(q, k, v, attend, dim**-0.5), atol=1e-5, rtol=1e-5)
 
 
-def test_unattended_blocks_are_not_read():
-    """NaNs in every slot a row does not attend to (padding, the tail) leave the output finite and unchanged."""
+@pytest.mark.parametrize("skip_empty", [False, True])
+def test_unattended_slots_are_not_read(skip_empty):
+    """NaNs in every slot a row does not attend to (padding, the tail, whole blocks of them) leave the output finite
+    and unchanged."""
     q = torch.randn(2, 4, 1, 32)
     k, v = torch.randn(2, 2, 256, 32), torch.randn(2, 2, 256, 32)
     attend = torch.zeros(2, 256, dtype=torch.bool)
     attend[0, 70:150] = attend[1, 130:200] = True
-    clean = attention.decode_attention(q, k, v, attend, 0.2)
+    clean = attention.decode_attention(q, k, v, attend, 0.2, skip_empty=skip_empty)
     k[~attend.unsqueeze(1).expand_as(k[..., 0])] = float("nan")
     v[~attend.unsqueeze(1).expand_as(v[..., 0])] = float("nan")
-    torch.testing.assert_close(attention.decode_attention(q, k, v, attend, 0.2), clean)
+    torch.testing.assert_close(attention.decode_attention(q, k, v, attend, 0.2, skip_empty=skip_empty), clean)
 
 
 # 4: many attended-length buckets, through HF's layer forward; 64: one split, one bucket, through the loop's own
@@ -65,6 +68,22 @@ def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket,
                             fused_layers=fused_layers)  # fmt: skip
     assert decoder.decode_attention == "triton" and decoder.fused_layers == (fused_layers is None)
     assert torch.equal(decoder.generate(ids, mask, max_new_tokens=12), reference)
+
+
+def test_continuous_batching_through_the_kernel_skips_its_rings_empty_blocks(sharp_model, monkeypatch):  # noqa: F811
+    """The ring of a continuous batch is mostly other rows' slots: its steps ask the kernel to skip blocks with no
+    attended slot, a left-padded batch's steps do not, and both decode ``generate``'s tokens."""
+    ids, mask = left_padded([12, 7, 3, 12, 9, 5])
+    prompts = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
+    expected = plain_generate(sharp_model, ids, mask, 10, eos=None)
+    calls, real = [], attention.decode_attention
+    monkeypatch.setattr(attention, "decode_attention", lambda *a, **kw: calls.append(kw["skip_empty"]) or real(*a, **kw))
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=4, decode_attention="triton")
+    assert decoder.generate_continuous(prompts, rows=2, max_new_tokens=10) == expected.tolist()
+    assert calls and all(calls)
+    calls.clear()
+    assert torch.equal(decoder.generate(ids, mask, max_new_tokens=10), expected)
+    assert calls and not any(calls)
 
 
 def test_resolve_names_the_choice(monkeypatch, sharp_model):  # noqa: F811

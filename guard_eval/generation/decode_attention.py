@@ -3,8 +3,9 @@
 The fast loop's cache is ``(rows, kv_heads, length, head_dim)`` with prompts left-padded and every step attending to
 the first ``kv_len`` slots (a multiple of the loop's bucket). SDPA reads all ``kv_len`` slots of every row, the
 padding and the not-yet-written tail of the bucket included, and turns the boolean mask into a bias. This kernel
-reads the mask (one byte a slot) and loads a key/value block only where some slot of it is attended, so a step reads
-each row's real keys and values once:
+reads the mask (one byte a slot) and loads keys and values under it (masked slots load nothing), so a step reads each
+row's real keys and values once. It has no per-block "anything attended?" branch: that kept Triton from pipelining
+the loads and cost 15-18% at 256 rows (benchmarks/results/round9-h200/):
 
 * grouped-query attention: one program serves all query heads of one key/value head (they are the rows of one
   ``tl.dot``), so each key and value is read once for the group;
@@ -82,12 +83,14 @@ def choose_splits(rows: int, kv_heads: int, kv_len: int, block: int = 128, progr
 
 def decode_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: torch.Tensor, scale: float,
-    splits: int | None = None, block: int = 128, num_warps: int = 2, num_stages: int = 2,
+    splits: int | None = None, block: int = 128, num_warps: int = 2, num_stages: int = 2, skip_empty: bool = False,
 ) -> torch.Tensor:  # fmt: skip
     """One decode step's attention: ``query (B, H, 1, D)`` over the cache ``key/value (B, KVH, T, D)``.
 
     ``attend (B, kv_len)`` (bool or uint8) marks the slots each row attends to; slots past ``kv_len`` are never
-    read. Returns ``(B, 1, H, D)`` in the query's dtype, as HF attention functions do.
+    read. ``skip_empty``: test each block for an attended slot first and skip it if none is; worth it when most
+    blocks are not attended (a continuous batch's ring), slower otherwise. Returns ``(B, 1, H, D)`` in the query's
+    dtype, as HF attention functions do.
     """
     partial_attention, merge_splits = _kernels()
     batch, heads, _, dim = query.shape
@@ -117,6 +120,7 @@ def decode_attention(
         value.stride(0), value.stride(1), value.stride(2), attend.stride(0),
         kv_len, split_len, scale,
         GROUPS=groups, BLOCK_G=block_g, BLOCK_N=block, HEAD_DIM=dim, SPLITS=splits, PRECISION=precision,
+        SKIP_EMPTY=skip_empty,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     if splits > 1:

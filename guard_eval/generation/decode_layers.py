@@ -125,7 +125,7 @@ class DecodeLayers:
                 q, k = attn.q_norm(q), attn.k_norm(k)
             keys, values = cache.keys[attn.layer_idx], cache.values[attn.layer_idx]
             q = rotary_store(q, k, v, cos, sin, keys, values, cache.position)
-            out = decode_attention(q.unsqueeze(2), keys, values, attend, attn.scaling)
+            out = decode_attention(q.unsqueeze(2), keys, values, attend, attn.scaling, skip_empty=cache.ring)
             h = attn.o_proj(out.view(rows, -1))
             x, residual = self.add_norm(h, residual, layer.post_attention_layernorm)
             h = layer.mlp(x)

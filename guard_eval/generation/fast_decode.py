@@ -113,6 +113,7 @@ class StaticKVCache:
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self._prefill: tuple[int, int, int] | None = None  # (first row, copies per prompt, first slot)
         self._scatter: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, slots) indices
+        self.ring = False  # decoding as a ring (continuous batching): most slots belong to other rows' answers
 
     @contextlib.contextmanager
     def prefilling(self, first_row: int, expand: int, offset: int = 0) -> Iterator[None]:
@@ -360,6 +361,7 @@ class StaticDecoder:
             attend = s.valid
         else:
             attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
+        s.cache.ring = ring
         logits = self._decode_logits(s.tokens, s.positions, attend, s.cache)
         self._record(s, choose_tokens(logits, temperature, top_p), ignore_eos, ring)
         s.positions.add_(1)
