@@ -15,8 +15,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from guard_eval.benchmarks import Benchmark, Sample, resolve_data_dir
-from guard_eval.generation import Backend, GenerationConfig
-from guard_eval.generation.budget import generate as budgeted_generate
+from guard_eval.generation import Backend, GenerationConfig, completions
 from guard_eval.prompting import PromptVariant, build_prompt
 from guard_eval.results.rundir import (
     RESULTS_FILE, SAMPLES_FILE, SCHEMA, input_hash, now, read_records, summarize, write_json_atomic, write_records,
@@ -180,9 +179,10 @@ class EvalRun:
 
         def write() -> None:
             complete = all(k in done for k in wanted)
-            benchmarks, averages = summarize(records, self.bootstrap if complete else 0, checked)
-            for name, m in benchmarks.items():
-                m["expected"] = expected.get(name)
+            scored, averages = summarize(records, self.bootstrap if complete else 0, checked)
+            # in the run's benchmark order, whatever order the completions arrived in
+            benchmarks = {name: {**scored[name], "expected": n_expected}
+                          for name, n_expected in expected.items() if name in scored}  # fmt: skip
             results.update(updated=now(), complete=complete, benchmarks=benchmarks, averages=averages)
             write_json_atomic(results_path, results)
 
@@ -191,33 +191,43 @@ class EvalRun:
         todo = [s for bench in self.benchmarks for s in loaded[bench.name] if any(k not in done for k in _keys(s, n))]
         total = sum(map(len, loaded.values()))
         bar = tqdm(total=total, initial=total - len(todo), disable=not self.progress, unit="sample")
+        pending: list[tuple[Sample, list[str]]] = []  # generated, not yet written
+
+        def flush(sink) -> None:
+            bar.set_description(",".join(dict.fromkeys(s.benchmark for s, _ in pending)))
+            cost["items"] += len(pending)
+            cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
+            new = []
+            for sample, outs in pending:
+                for i, text in enumerate(outs):
+                    rec = record_for(sample, text, i if n > 1 else None)
+                    key = _key(rec)
+                    if key not in done:  # not a completion kept from before the interruption
+                        done.add(key)
+                        new.append(rec)
+            for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
+                if tokens is not None:
+                    rec["output_tokens"] = tokens
+                records.append(rec)
+                sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            sink.flush()
+            os.fsync(sink.fileno())
+            write()
+            bar.update(len(pending))
+            pending.clear()
+
+        prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in todo]
         with samples_path.open("a", encoding="utf-8") as sink:
-            for start in range(0, len(todo), chunk):
-                batch = todo[start : start + chunk]
-                bar.set_description(",".join(dict.fromkeys(s.benchmark for s in batch)))
-                prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in batch]
-                started = time.perf_counter()
-                outputs = budgeted_generate(self.backend, prompts, self.generation, self.reasoning_budget)
+            started = time.perf_counter()
+            for i, outs in completions(self.backend, prompts, self.generation, chunk, self.reasoning_budget):
+                pending.append((todo[i], outs))
+                if len(pending) >= chunk:
+                    cost["generation_seconds"] += time.perf_counter() - started
+                    flush(sink)
+                    started = time.perf_counter()
+            if pending:
                 cost["generation_seconds"] += time.perf_counter() - started
-                cost["items"] += len(batch)
-                cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
-                new = []
-                for sample, outs in zip(batch, outputs):
-                    for i, text in enumerate(outs):
-                        rec = record_for(sample, text, i if n > 1 else None)
-                        key = _key(rec)
-                        if key not in done:  # not a completion kept from before the interruption
-                            done.add(key)
-                            new.append(rec)
-                for rec, tokens in zip(new, count_tokens(self.backend, [rec["output"] for rec in new])):
-                    if tokens is not None:
-                        rec["output_tokens"] = tokens
-                    records.append(rec)
-                    sink.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                sink.flush()
-                os.fsync(sink.fileno())
-                write()
-                bar.update(len(batch))
+                flush(sink)
         bar.close()
         write()
         return results

@@ -132,6 +132,57 @@ def test_resume_skips_finished_samples_and_keeps_them(tmp_path):
     assert results["benchmarks"]["demo_prompt"]["f1"] == pytest.approx(200 * harmful / (harmful + 24))
 
 
+def _echo(prompt) -> list[str]:
+    return [ANSWER.format(p=str(prompt)[-40:])]  # tells which prompt a completion was written for
+
+
+class StreamingBackend:
+    """Has ``stream``: yields each prompt's completion as it is "done" (last prompt first); can crash after N."""
+
+    name = "streaming"
+
+    def __init__(self, crash_after: int | None = None):
+        self.calls, self.yielded, self.crash_after = 0, 0, crash_after
+
+    def generate(self, prompts, config):
+        raise AssertionError("a backend with stream is streamed, not called chunk by chunk")
+
+    def stream(self, prompts, config):
+        self.calls += 1
+        for i in reversed(range(len(prompts))):
+            if self.crash_after is not None and self.yielded >= self.crash_after:
+                raise KeyboardInterrupt
+            self.yielded += 1
+            yield i, _echo(prompts[i])
+
+
+class EchoBackend:
+    name = "echo"
+
+    def generate(self, prompts, config):
+        return [_echo(p) for p in prompts]
+
+
+def test_a_streaming_backend_gets_all_prompts_at_once_and_is_written_as_completions_arrive(tmp_path):
+    """Continuous batching's path: one ``stream`` call for every prompt, a write every chunk (4 batches = 8) of
+    completions in the order they end, a crash loses only the unwritten ones, and the records are those of a run
+    through ``generate``."""
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _run(StreamingBackend(crash_after=19), out)
+    partial = read_records(out / "samples.jsonl")
+    assert len(partial) == 16 and json.loads((out / "results.json").read_text())["cost"]["items"] == 16
+    backend = StreamingBackend()
+    results = _run(backend, out)
+    assert backend.calls == 1 and backend.yielded == 60 - 16 and results["complete"]
+    assert list(results["benchmarks"]) == [b.name for b in resolve_benchmarks(["demo"])]  # not the arrival order
+    final = read_records(out / "samples.jsonl")
+    assert final[:16] == partial and len({r["id"] for r in final}) == 60 == len(final)
+    _run(EchoBackend(), tmp_path / "chunked")
+    by_id = {r["id"]: r for r in read_records(tmp_path / "chunked" / "samples.jsonl")}
+    assert {r["id"]: r["output"] for r in final} == {i: r["output"] for i, r in by_id.items()}
+
+
 def test_resume_refuses_other_settings(tmp_path):
     out = tmp_path / "run"
     _run(CountingBackend(), out)

@@ -4,6 +4,7 @@ EOS mid-batch, cache buckets crossed, shared prefixes), and samples with the rig
 from __future__ import annotations
 
 import itertools
+import weakref
 
 import pytest
 import torch
@@ -120,6 +121,13 @@ def test_continuous_batching_gives_generates_tokens(sharp_model, refill_at):
     assert len({len(e) for e in expected}) > 2, "rows should end at several different steps"
     decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[eos], bucket=4, check_every=3,
                             refill_at=refill_at)  # fmt: skip
+    modes, step = [], decoder._run_step  # no autograd graph kept (on a GPU it held every step's activations)
+    decoder._run_step = lambda *a, **kw: modes.append(torch.is_inference_mode_enabled()) or step(*a, **kw)
+    batches = list(decoder.stream_continuous(prompts, rows=3, max_new_tokens=20))
+    assert modes and all(modes)
+    assert len(batches) > 2, "finished prompts should be yielded as they end, not all at the end"
+    streamed = [pair for batch in batches for pair in batch]
+    assert sorted(i for i, _ in streamed) == list(range(10)) and dict(streamed) == dict(enumerate(expected))
     assert decoder.generate_continuous(prompts, rows=3, max_new_tokens=20) == expected
     assert decoder._session.cache.length == 36  # 12 + 20 + 3 + 1 slots: ten answers of up to 20 tokens wrap it
     decoder.generate(ids[:3], mask[:3], max_new_tokens=50)  # leaves a 3-row session with a longer cache and out
@@ -127,6 +135,20 @@ def test_continuous_batching_gives_generates_tokens(sharp_model, refill_at):
     forced = decoder.generate_continuous(prompts, rows=4, max_new_tokens=7, ignore_eos=True)
     assert forced == decoder.generate(ids, mask, max_new_tokens=7, ignore_eos=True).tolist()
     assert decoder.generate_continuous([], rows=3, max_new_tokens=5) == []
+
+
+def test_a_new_session_frees_the_old_one_before_allocating(sharp_model, monkeypatch):
+    """Another shape of batch replaces the decoder's buffers: the old ones must be gone before the new ones are
+    allocated, or two caches of up to half the GPU each (``max_batch_tokens``) run it out of memory."""
+    from guard_eval.generation import fast_decode
+
+    ids, mask = left_padded([5, 3, 4, 6])
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[])
+    decoder.generate(ids[:2], mask[:2], max_new_tokens=4)
+    old, alive, real = weakref.ref(decoder._session), [], fast_decode.StaticKVCache
+    monkeypatch.setattr(fast_decode, "StaticKVCache", lambda *a, **kw: alive.append(old() is not None) or real(*a, **kw))
+    decoder.generate(ids, mask, max_new_tokens=4)
+    assert alive == [False]
 
 
 def test_sampling_shapes_and_seeding(sharp_model):
@@ -202,16 +224,16 @@ def test_backend_continuous_batching_keeps_the_outputs(tiny_model):
     config = GenerationConfig(max_new_tokens=24, batch_size=3)
     expected = static.generate(PROMPTS, config)
     continuous = HFBackend.from_loaded(static.model, static.tokenizer, continuous=True)
-    calls, run = [], continuous.decoder.generate_continuous
-    continuous.decoder.generate_continuous = lambda p, **kw: calls.append((len(p), kw["rows"])) or run(p, **kw)
+    calls, run = [], continuous.decoder.stream_continuous
+    continuous.decoder.stream_continuous = lambda p, **kw: calls.append((len(p), kw["rows"])) or run(p, **kw)
     assert continuous.generate(PROMPTS, config) == expected and calls == [(4, 3)]
     lengths = sorted((len(static.tokenizer(p)["input_ids"]) for p in PROMPTS), reverse=True)
     ring = [-(-(n + 24 + 16 + 1) // 4) * 4 for n in lengths]  # slots a row of each prompt needs (4-slot bucket)
     assert ring[0] > ring[1]
     capped = HFBackend.from_loaded(static.model, static.tokenizer, continuous=True, bucket=4,
                                    max_batch_tokens=2 * ring[1])  # fmt: skip
-    runs, run = [], capped.decoder.generate_continuous
-    capped.decoder.generate_continuous = lambda p, **kw: runs.append((len(p), kw["rows"])) or run(p, **kw)
+    runs, run = [], capped.decoder.stream_continuous
+    capped.decoder.stream_continuous = lambda p, **kw: runs.append((len(p), kw["rows"])) or run(p, **kw)
     assert capped.generate(PROMPTS, config) == expected
     rows = [min(3, 2 * ring[1] // n) for n in ring]  # the longest prompt gets one row, the next two...
     assert rows[:2] == [1, 2] and runs == [(len(list(same)), r) for r, same in itertools.groupby(rows)]

@@ -6,7 +6,7 @@ one by name, or the available one with the highest priority for ``"auto"``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -29,11 +29,31 @@ class GenerationConfig:
 
 
 class Backend(Protocol):
-    """Loaded model + generation. ``generate`` returns ``num_samples`` completions per prompt, in prompt order."""
+    """Loaded model + generation. ``generate`` returns ``num_samples`` completions per prompt, in prompt order.
+
+    A backend may also have ``stream(prompts, config)``, yielding each prompt's ``(index, completions)`` as soon as
+    they are done, in any order (the HF backend's continuous batching): the runner then writes results while the rest
+    decode, and gives the backend all prompts at once instead of a chunk at a time."""
 
     name: str
 
     def generate(self, prompts: Sequence[Prompt], config: GenerationConfig) -> list[list[str]]: ...
+
+
+def completions(
+    backend: Backend, prompts: Sequence[Prompt], config: GenerationConfig, chunk: int, budget: int | None = None
+) -> Iterator[tuple[int, list[str]]]:
+    """Every prompt's ``(index, completions)``, in the order they are done: the backend's own ``stream`` when it
+    has one, else ``generate`` over ``chunk`` prompts at a time (and always so under a reasoning ``budget``,
+    which generates in two passes: :mod:`~guard_eval.generation.budget`)."""
+    from guard_eval.generation.budget import generate as budgeted_generate
+
+    stream = getattr(backend, "stream", None)
+    if stream is not None and budget is None:
+        yield from stream(prompts, config)
+        return
+    for start in range(0, len(prompts), chunk):
+        yield from enumerate(budgeted_generate(backend, prompts[start : start + chunk], config, budget), start)
 
 
 @dataclass(frozen=True)

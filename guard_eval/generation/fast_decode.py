@@ -16,8 +16,9 @@ only what is around them:
   (:mod:`~guard_eval.generation.decode_attention`);
 * with ``num_samples = k`` a prompt is prefilled once and its cache rows written k times ("prefix sharing");
 * the host checks for "every row finished" only every ``check_every`` steps, so the GPU never waits for Python;
-* :meth:`StaticDecoder.generate_continuous` batches continuously: the cache is a ring, and a row whose answer has
-  ended is given the next prompt instead of idling until the longest answer of its batch ends.
+* :meth:`StaticDecoder.stream_continuous` batches continuously: the cache is a ring, and a row whose answer has
+  ended is given the next prompt instead of idling until the longest answer of its batch ends; finished prompts are
+  yielded as they end.
 
 Greedy decoding picks ``argmax`` of the same logits as ``generate``; sampling uses the Gumbel-max trick (exactly
 softmax sampling with temperature and top-p, but another random stream than ``generate``'s, so sampled texts differ).
@@ -213,7 +214,7 @@ class StaticDecoder:
         when the layers are plain ``nn.Linear``; see :mod:`~guard_eval.generation.fused_projections`).
     :param decode_attention: ``"triton"`` (a kernel that reads only each row's attended cache blocks), ``"sdpa"``, or
         None: Triton on CUDA when installed (see :mod:`~guard_eval.generation.decode_attention`).
-    :param refill_at: continuous batching (:meth:`generate_continuous`) refills rows once this fraction of them is
+    :param refill_at: continuous batching (:meth:`stream_continuous`) refills rows once this fraction of them is
         done (a refill is one prefill forward: fewer, larger ones cost less than one every check).
     :param fused_layers: decode steps through the loop's own layer forward (residual adds fused into the norms,
         rotary and cache writes in one kernel; None: on whenever the decode attention is Triton and the model fits;
@@ -330,7 +331,7 @@ class StaticDecoder:
                 s.graphs.clear()
                 s.sampling = sampling
             return s
-        self._session = None  # free the old buffers before allocating new ones
+        s = self._session = None  # free the old buffers (no reference left, this one included) before new ones
         device = self.device
         longs = {"dtype": torch.long, "device": device}
         self._session = _Session(
@@ -445,8 +446,17 @@ class StaticDecoder:
                 done += 1
         return s.out[:, :done].to("cpu", copy=True)  # the buffer is reused by the next call
 
-    @torch.inference_mode()
-    def generate_continuous(
+    def generate_continuous(self, prompts: Sequence[Sequence[int]], **options: Any) -> list[list[int]]:
+        """New token ids of each prompt (token id lists, no padding), up to and including its EOS: the collected
+        :meth:`stream_continuous` (same options)."""
+        results: list[list[int]] = [[] for _ in prompts]
+        for finished in self.stream_continuous(prompts, **options):
+            for i, tokens in finished:
+                results[i] = tokens
+        return results
+
+    @torch.inference_mode()  # (torch enters it again at each resume of the generator)
+    def stream_continuous(
         self,
         prompts: Sequence[Sequence[int]],
         *,
@@ -456,19 +466,20 @@ class StaticDecoder:
         top_p: float = 1.0,
         seed: int | None = None,
         ignore_eos: bool = False,
-    ) -> list[list[int]]:
-        """New token ids of each prompt (token id lists, no padding), up to and including its EOS, decoding ``rows``
-        at a time and giving a row to the next prompt as soon as its own is done ("continuous batching").
+    ) -> Iterator[list[tuple[int, list[int]]]]:
+        """Decode ``rows`` prompts at a time, giving a row to the next prompt as soon as its own is done ("continuous
+        batching"), and yield the prompts done at each check as ``(index, new token ids up to and including EOS)``.
 
         A static batch decodes until its longest answer ends, its finished rows idle; here every ``check_every``
         steps the host collects the finished rows and prefills the next prompts into them. The cache is a ring
         every row writes at the same slot: a new prompt goes into the slots just before it, and each row attends to
         its own slots only (``valid``). Greedy rows decode the same tokens as :meth:`generate` (up to the order of
-        float sums in attention); prompts are started in the given order."""
+        float sums in attention); prompts are started in the given order. A batch of finished prompts is yielded
+        once the next steps are queued, so the caller's work on it overlaps them."""
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if not prompts:
-            return []
+            return
         if seed is not None:
             torch.manual_seed(seed)
         rows = max(1, min(rows, len(prompts)))
@@ -483,16 +494,19 @@ class StaticDecoder:
         s.positions.zero_()
         s.cache.position.zero_()
         s.step.fill_(1)  # a row's first token (from its prefill) goes in the column before the next step's
-        results: list[list[int] | None] = [None] * len(prompts)
         owner, start = [-1] * rows, [0] * rows  # the prompt each row decodes, and the step it started at
         queue = iter(range(len(prompts)))
         free: list[int] = []  # rows whose prompt is done, waiting for a refill
+        ready: list[tuple[int, list[int]]] = []  # done prompts not yet yielded
         step = 1
         with self.decoding():
             self._refill(s, list(range(rows)), [next(queue) for _ in range(rows)], prompts, owner, start, step)
             while any(i >= 0 for i in owner):
                 for _ in range(self.check_every):
                     self._run_step(s, s.cache.length, ring=True)
+                if ready:
+                    yield ready
+                    ready = []
                 step += self.check_every
                 finished = s.finished.tolist()
                 done = [r for r, i in enumerate(owner) if i >= 0 and (finished[r] or step - start[r] >= max_new_tokens)]
@@ -502,7 +516,7 @@ class StaticDecoder:
                         if not ignore_eos:
                             end = next((j for j, t in enumerate(tokens) if t in self.eos_token_ids), len(tokens) - 1)
                             tokens = tokens[: end + 1]
-                        results[owner[r]] = tokens
+                        ready.append((owner[r], tokens))
                         owner[r] = -1
                     s.finished[done] = True  # idle until refilled: pad tokens, attending only to their own new slots
                     s.valid[done] = False
@@ -512,7 +526,8 @@ class StaticDecoder:
                     following = [i for _, i in zip(free, queue)]
                     self._refill(s, free[: len(following)], following, prompts, owner, start, step)
                     free = free[len(following) :] if following else []  # none left to start: the rest stays idle
-        return results  # type: ignore[return-value]
+        if ready:
+            yield ready
 
     def _refill(self, s: _Session, rows: list[int], items: list[int], prompts, owner, start, step: int) -> None:
         """Prefill ``prompts[i]`` for ``i`` in ``items`` into ``rows``: its keys in the slots just before the ring's

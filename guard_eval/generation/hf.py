@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from guard_eval.generation import GenerationConfig, Prompt
@@ -92,9 +92,9 @@ class HFBackend:
     holds at most this many KV-cache slots, rows x (prompt + new tokens) x samples: long prompts get fewer rows than
     ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes),
     ``continuous`` (continuous batching for one completion per prompt: a row whose answer ended takes the next prompt
-    at once instead of idling until its batch's longest answer ends; default: on with the Triton decode attention,
-    which reads only each row's own cache slots; ``true`` forces it, ``false`` decodes batch by batch; forced lengths,
-    ``ignore_eos``, always go batch by batch: no row ends early)."""
+    at once instead of idling until its batch's longest answer ends; default off: through ``guard-eval run``,
+    length-sorted batches over the whole run measured faster (docs/performance.md, round 9); ``true`` turns it on;
+    several samples per prompt and forced lengths, ``ignore_eos``, always go batch by batch)."""
 
     name = "hf"
 
@@ -111,7 +111,7 @@ class HFBackend:
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
         max_batch_tokens: int | None = None,
-        continuous: bool | None = None,
+        continuous: bool = False,
         **_: object,
     ) -> None:
         self.model_path = model
@@ -130,7 +130,7 @@ class HFBackend:
         return backend
 
     def _attach(self, model, tokenizer, fast: bool, max_batch_tokens: int | None = None,
-                continuous: bool | None = None, **decoder_options) -> None:  # fmt: skip
+                continuous: bool = False, **decoder_options) -> None:  # fmt: skip
         if max_batch_tokens is not None and (isinstance(max_batch_tokens, bool) or not isinstance(max_batch_tokens, int)
                                              or max_batch_tokens < 1):  # fmt: skip
             raise ValueError(f"max_batch_tokens must be a positive number of cache slots, got {max_batch_tokens!r}")
@@ -158,7 +158,7 @@ class HFBackend:
             **decoder_options,
         )
         self.max_batch_tokens = max_batch_tokens or self.decoder.cache_token_budget()
-        self.continuous = self.decoder.decode_attention == "triton" if continuous is None else bool(continuous)
+        self.continuous = bool(continuous)
 
     @property
     def device(self):
@@ -168,13 +168,22 @@ class HFBackend:
         self, prompts: Sequence[Prompt], config: GenerationConfig, *, ignore_eos: bool = False
     ) -> list[list[str]]:
         """``ignore_eos`` forces ``max_new_tokens`` tokens per completion (throughput benchmarks)."""
+        out: list[list[str]] = [[] for _ in prompts]
+        for i, texts in self.stream(prompts, config, ignore_eos=ignore_eos):
+            out[i] = texts
+        return out
+
+    def stream(
+        self, prompts: Sequence[Prompt], config: GenerationConfig, *, ignore_eos: bool = False
+    ) -> Iterator[tuple[int, list[str]]]:
+        """Each prompt's ``(index, completions)`` as soon as they are done: a batch at a time, or with continuous
+        batching a few rows at a time. Prompts are decoded longest first, so similar lengths share a batch."""
         texts = [render_prompt(self.tokenizer, p) for p in prompts]
         encoded = encode_batch(self.tokenizer, texts, add_special_tokens(prompts))
-        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))  # similar lengths share a batch
-        out: list[list[str]] = [[] for _ in texts]
+        order = sorted(range(len(texts)), key=lambda i: -len(encoded[i]))
         if self.continuous and config.num_samples == 1 and not ignore_eos:  # forced lengths: no row ends early
-            self._generate_continuous(encoded, order, config, out)
-            return out
+            yield from self._stream_continuous(encoded, order, config)
+            return
         start = 0
         while start < len(order):
             rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
@@ -187,11 +196,10 @@ class HFBackend:
             new_ids = self._generate_ids(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
             new = decode_batch(self.tokenizer, new_ids.tolist())
             for j, i in enumerate(idx):
-                out[i] = new[j * config.num_samples : (j + 1) * config.num_samples]
+                yield i, new[j * config.num_samples : (j + 1) * config.num_samples]
             start += rows
-        return out
 
-    def _generate_continuous(self, encoded, order, config: GenerationConfig, out) -> None:
+    def _stream_continuous(self, encoded, order, config: GenerationConfig) -> Iterator[tuple[int, list[str]]]:
         """Continuous batching over runs of prompts that fit the same number of rows (longest first: a run's ring
         cache is as long as its longest prompt plus the answer, and ``max_batch_tokens`` caps rows x that length)."""
         decoder = self.decoder
@@ -210,13 +218,14 @@ class HFBackend:
             while stop < len(order) and rows_for(order[stop]) == rows:
                 stop += 1
             idx = order[start:stop]
-            new_ids = decoder.generate_continuous(
+            for finished in decoder.stream_continuous(
                 [encoded[i] for i in idx], rows=rows, max_new_tokens=config.max_new_tokens,
                 temperature=config.temperature if config.temperature > 0 else 0.0, top_p=config.top_p,
                 seed=config.seed + start,
-            )  # fmt: skip
-            for i, text in zip(idx, decode_batch(self.tokenizer, new_ids)):
-                out[i] = [text]
+            ):  # fmt: skip
+                texts = decode_batch(self.tokenizer, [tokens for _, tokens in finished])
+                for (j, _), text in zip(finished, texts):
+                    yield idx[j], [text]
             start = stop
 
     def _generate_ids(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
