@@ -49,7 +49,7 @@ setup() {  # device call 1
 
 start() {  # device call 2: join, verify, materialise the model, start PIPELINE (pipeline | recipes) in its own session
   local pipeline=$1 wait_s=$2
-  mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p2/data.tgz  # the data travels with part 2 (64 MiB a call)
+  mkdir -p /tmp/data && for d in .gpu/p*/data.tgz; do tar -C /tmp/data -xzf "$d"; done  # the data travels with part 2 (64 MiB a call)
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
@@ -159,7 +159,7 @@ pack() {  # results back through $OUT (at most 8 files of 16 MiB)
 }
 
 shipped_guard() {  # device call 2 (after setup, carry .gpu/p2): data, the base model, the shipped guard merged
-  mkdir -p /tmp/data "$OUT/continuous" && tar -C /tmp/data -xzf .gpu/p2/data.tgz
+  mkdir -p /tmp/data "$OUT/continuous" && for d in .gpu/p*/data.tgz; do tar -C /tmp/data -xzf "$d"; done
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -1
@@ -186,7 +186,7 @@ case "${1:-}" in
   prepare) prepare ;;
   continuous) continuous ;;
   continuous-probe) shipped_guard && python3 benchmarks/continuous_probe.py --model /tmp/sft-merged --benchmarks $HELD_OUT \
-    --stride "${STRIDE:-2}" --json "$OUT/continuous/probe.json" 2>&1 | grep -v "Backend impl" | tail -8 ;;
+    --stride "${STRIDE:-2}" ${PROBE_ARGS:-} --json "$OUT/continuous/probe.json" 2>&1 | grep -v "Backend impl" | tail -8 ;;
   setup) setup ;;
   start) start pipeline "${2:-30}" ;;
   start-recipes) start recipes "${2:-30}" ;;
