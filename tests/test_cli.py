@@ -164,9 +164,9 @@ class EchoBackend:
 
 
 def test_a_streaming_backend_gets_all_prompts_at_once_and_is_written_as_completions_arrive(tmp_path):
-    """Continuous batching's path: one ``stream`` call for every prompt, a write every chunk (4 batches = 8) of
-    completions in the order they end, a crash loses only the unwritten ones, and the records are those of a run
-    through ``generate``."""
+    """A backend that streams (as the HF backend does): one ``stream`` call for every prompt, a write every chunk
+    (4 batches = 8) of completions in the order they end, a crash loses only the unwritten ones, and the records are
+    those of a run through ``generate``."""
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         _run(StreamingBackend(crash_after=19), out)

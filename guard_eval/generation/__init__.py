@@ -32,8 +32,8 @@ class Backend(Protocol):
     """Loaded model + generation. ``generate`` returns ``num_samples`` completions per prompt, in prompt order.
 
     A backend may also have ``stream(prompts, config)``, yielding each prompt's ``(index, completions)`` as soon as
-    they are done, in any order (the HF backend's continuous batching): the runner then writes results while the rest
-    decode, and gives the backend all prompts at once instead of a chunk at a time."""
+    they are done, in any order (the HF backend: a batch at a time, or rows as they end with continuous batching):
+    the runner then gives it all prompts at once instead of a chunk at a time, and writes results as they come."""
 
     name: str
 
