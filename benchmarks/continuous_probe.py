@@ -37,7 +37,7 @@ def main() -> int:
 
     samples = [s for b in resolve_benchmarks(args.benchmarks) for s in b.load()][:: args.stride]
     prompts = [build_prompt(s.prompt, s.response, "chat") for s in samples]
-    static = HFBackend(args.model)
+    static = HFBackend(args.model, continuous=False)  # explicit: round 8's probe timed continuous against itself
     continuous = HFBackend.from_loaded(static.model, static.tokenizer, continuous=True)
     config = GenerationConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
     static.generate(prompts[:1024], config)  # warm-up: graphs, kernels
