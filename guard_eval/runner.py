@@ -154,7 +154,8 @@ class EvalRun:
         previous = self._check_resume(results_path)
         records = read_records(samples_path)
         n = self.generation.num_samples
-        wanted = {k for samples in loaded.values() for s in samples for k in _keys(s, n)}
+        # every completion the run wants, in the data's order (a finished run's samples are rewritten in it)
+        wanted = {k: i for i, k in enumerate(k for samples in loaded.values() for s in samples for k in _keys(s, n))}
         stale = [r["id"] for r in records if _key(r) not in wanted]
         if stale:
             raise ResumeMismatchError(
@@ -179,10 +180,9 @@ class EvalRun:
 
         def write() -> None:
             complete = all(k in done for k in wanted)
-            scored, averages = summarize(records, self.bootstrap if complete else 0, checked)
-            # in the run's benchmark order, whatever order the completions arrived in
-            benchmarks = {name: {**scored[name], "expected": n_expected}
-                          for name, n_expected in expected.items() if name in scored}  # fmt: skip
+            benchmarks, averages = summarize(records, self.bootstrap if complete else 0, checked)
+            for name, m in benchmarks.items():
+                m["expected"] = expected.get(name)
             results.update(updated=now(), complete=complete, benchmarks=benchmarks, averages=averages)
             write_json_atomic(results_path, results)
 
@@ -229,5 +229,10 @@ class EvalRun:
                 cost["generation_seconds"] += time.perf_counter() - started
                 flush(sink)
         bar.close()
+        if all(k in done for k in wanted):
+            # The data's order, whatever order completions came in (streamed, resumed): every reader's bootstrap
+            # intervals and the benchmarks' order in results.json are then those of one run straight through.
+            records.sort(key=lambda r: wanted[_key(r)])
+            write_records(samples_path, records)
         write()
         return results

@@ -14,7 +14,7 @@ from guard_eval.benchmarks import BenchmarkDataError
 from guard_eval.selection import resolve_benchmarks
 from guard_eval.cli import main
 from guard_eval.generation import GenerationConfig
-from guard_eval.results.rundir import RunDirError, read_records, set_aside, write_json_atomic
+from guard_eval.results.rundir import RunDirError, read_records, set_aside, write_json_atomic, write_records
 from guard_eval.runner import EvalRun, ResumeMismatchError
 
 ANSWER = "Request: harmful\nCompletion: compliance\nResponse: harmful"
@@ -192,3 +192,19 @@ def test_version_and_data_dir_printed(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("GUARD_DATA_DIR", "rel/data")
     assert main(["benchmarks"]) == 0
     assert f"data dir: {tmp_path / 'rel' / 'data'}" in capsys.readouterr().out
+
+
+def test_rewriting_a_runs_files_is_all_or_nothing(tmp_path):
+    """A rewrite of samples.jsonl (on resume, and in the data's order when a run is complete) that fails midway
+    leaves the old file whole and no temporary file behind."""
+    path = write(tmp_path / "samples.jsonl", '{"a": 1}\n{"a": 2}\n')
+
+    def records():
+        yield {"a": 3}
+        raise KeyboardInterrupt  # a kill mid-write
+
+    with pytest.raises(KeyboardInterrupt):
+        write_records(path, records())
+    assert path.read_text() == '{"a": 1}\n{"a": 2}\n' and list(tmp_path.iterdir()) == [path]
+    write_records(path, [{"a": 3}])
+    assert read_records(path) == [{"a": 3}] and stat.S_IMODE(path.stat().st_mode) == 0o644

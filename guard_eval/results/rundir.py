@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 SCHEMA = "guard-bench/results/v1"
 SAMPLES_FILE = "samples.jsonl"
@@ -58,22 +58,33 @@ def read_records(path: Path, strict: bool = False) -> list[dict[str, Any]]:
     return records
 
 
+def _replace(path: Path, fill: Callable[[IO[str]], object]) -> None:
+    """Write ``path`` through a temporary file beside it and a rename: readers, and a kill mid-write, see the old file
+    or the new one, never half of one (the temporary file goes if ``fill`` fails). Readable by all, like every
+    other output."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            fill(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_records(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    _replace(path, lambda f: f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Replace ``path`` in one step (readers never see half a file), readable by all like every other output;
-    secret-looking keys are redacted (guard_eval.redact)."""
+    """Replace ``path`` in one step; secret-looking keys are redacted (guard_eval.redact)."""
     from guard_eval.redact import redact
 
     data = redact(data)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    _replace(path, lambda f: json.dump(data, f, indent=2))
 
 
 def summarize(records: Sequence[dict[str, Any]], bootstrap: int = 1000,
