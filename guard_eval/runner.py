@@ -178,12 +178,15 @@ class EvalRun:
 
         checked: dict[str, bool | None] = {}  # each output's consistency check, kept across the summaries
 
-        def write() -> None:
-            complete = all(k in done for k in wanted)
-            benchmarks, averages = summarize(records, self.bootstrap if complete else 0, checked)
+        def complete() -> bool:
+            return all(k in done for k in wanted)
+
+        def write(final: bool = False) -> None:  # bootstrap intervals only in the final summary, not every chunk's
+            finished = complete()
+            benchmarks, averages = summarize(records, self.bootstrap if finished and final else 0, checked)
             for name, m in benchmarks.items():
                 m["expected"] = expected.get(name)
-            results.update(updated=now(), complete=complete, benchmarks=benchmarks, averages=averages)
+            results.update(updated=now(), complete=finished, benchmarks=benchmarks, averages=averages)
             write_json_atomic(results_path, results)
 
         chunk = self.chunk_size or self.generation.batch_size * 4
@@ -193,7 +196,9 @@ class EvalRun:
         bar = tqdm(total=total, initial=total - len(todo), disable=not self.progress, unit="sample")
         pending: list[tuple[Sample, list[str]]] = []  # generated, not yet written
 
-        def flush(sink) -> None:
+        def flush(sink, started: float) -> float:
+            """Write the pending completions (generated since ``started``); returns when generating resumes."""
+            cost["generation_seconds"] += time.perf_counter() - started
             bar.set_description(",".join(dict.fromkeys(s.benchmark for s, _ in pending)))
             cost["items"] += len(pending)
             cost["seconds_per_1k"] = 1000.0 * cost["generation_seconds"] / cost["items"]
@@ -215,6 +220,7 @@ class EvalRun:
             write()
             bar.update(len(pending))
             pending.clear()
+            return time.perf_counter()
 
         prompts = [build_prompt(s.prompt, s.response, self.prompt_variant) for s in todo]
         with samples_path.open("a", encoding="utf-8") as sink:
@@ -222,17 +228,14 @@ class EvalRun:
             for i, outs in completions(self.backend, prompts, self.generation, chunk, self.reasoning_budget):
                 pending.append((todo[i], outs))
                 if len(pending) >= chunk:
-                    cost["generation_seconds"] += time.perf_counter() - started
-                    flush(sink)
-                    started = time.perf_counter()
+                    started = flush(sink, started)
             if pending:
-                cost["generation_seconds"] += time.perf_counter() - started
-                flush(sink)
+                flush(sink, started)
         bar.close()
-        if all(k in done for k in wanted):
+        if complete():
             # The data's order, whatever order completions came in (streamed, resumed): every reader's bootstrap
             # intervals and the benchmarks' order in results.json are then those of one run straight through.
             records.sort(key=lambda r: wanted[_key(r)])
             write_records(samples_path, records)
-        write()
+        write(final=True)
         return results
