@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -106,6 +107,76 @@ def test_prefill_chunks_give_the_same_tokens(sharp_model):
     chunked = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], prefill_tokens=10)  # 1 prompt/forward
     assert torch.equal(chunked.generate(ids, mask, max_new_tokens=12, num_samples=2),
                        whole.generate(ids, mask, max_new_tokens=12, num_samples=2))  # fmt: skip
+
+
+@pytest.mark.parametrize("budget", [10, 32768])  # 10: about one prompt a forward
+def test_packed_prefill_gives_generates_tokens(sharp_model, budget, monkeypatch):
+    """Prompts packed back to back without padding (on a CPU through the reference attention, SDPA per prompt) give
+    ``generate``'s greedy tokens, and with several samples each the padded prefill's."""
+    from guard_eval.generation import fast_decode
+
+    ids, mask = left_padded([12, 7, 3, 12, 1])
+    packed = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], packed_prefill=True, prefill_tokens=budget)
+    padded = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], packed_prefill=False,
+                           prefill_tokens=budget)  # fmt: skip
+    assert packed.reasons["packed_prefill"].startswith("prompts packed without padding, SDPA per prompt")
+    calls = []
+    attention = fast_decode.packed.attention
+    monkeypatch.setattr(fast_decode.packed, "attention", lambda *a: calls.append(a[3].tolist()) or attention(*a))
+    reference = plain_generate(sharp_model, ids, mask, 20, eos=None)
+    assert torch.equal(packed.generate(ids, mask, max_new_tokens=20), reference)
+    chunks = [[0, 12, 19, 22, 34, 35]] if budget > 35 else [[0, 12], [0, 7, 10], [0, 12], [0, 1]]  # <= 10 tokens or 1
+    assert calls == [bounds for bounds in chunks for _ in range(sharp_model.config.num_hidden_layers)]
+    sampled = {"max_new_tokens": 12, "num_samples": 3, "temperature": 1.0, "seed": 5}
+    assert torch.equal(packed.generate(ids, mask, **sampled), padded.generate(ids, mask, **sampled))
+
+
+def test_pack_lays_prompts_back_to_back_and_resolves_by_device():
+    from guard_eval.generation.packed_prefill import pack, resolve
+
+    ids = torch.tensor([[0, 0, 5, 6], [7, 8, 9, 4], [0, 0, 0, 3]])
+    mask = (ids != 0).long()
+    p = pack(ids, mask, (mask.cumsum(-1) - 1).clamp(min=0))
+    assert p.ids.tolist() == [[5, 6, 7, 8, 9, 4, 3]] and p.positions.tolist() == [[0, 1, 0, 1, 2, 3, 0]]
+    assert p.prompt.tolist() == [0, 0, 1, 1, 1, 1, 2] and p.slots.tolist() == [2, 3, 0, 1, 2, 3, 3]
+    assert p.bounds.tolist() == [0, 2, 6, 7] and p.longest == 4 and p.last.tolist() == [1, 5, 6]
+    config = SimpleNamespace(hidden_size=64, num_attention_heads=4, head_dim=16)
+    assert resolve(config, "cpu", torch.float32, None) == (False, "flash varlen attention needs CUDA (device is cpu)")
+    assert resolve(config, "cuda", torch.float32, None)[1].endswith("needs bf16 or fp16 (model is torch.float32)")
+    flash = "prompts packed without padding, flash varlen attention"
+    assert resolve(config, "cuda", torch.bfloat16, None) == (True, flash)
+    assert resolve(config, "cuda", torch.bfloat16, False) == (False, "off (packed_prefill=false)")
+    assert resolve(SimpleNamespace(**{**vars(config), "head_dim": 512}), "cuda", torch.bfloat16, True) == (
+        True, "prompts packed without padding, SDPA per prompt (head size 512 > 256)")  # fmt: skip
+
+
+def test_finish_checks_are_read_a_step_later_and_not_asked_when_forced(sharp_model, monkeypatch):
+    """The host reads "has every row finished?" one step after asking, so the device always has a step queued; the
+    ids still end at the check. Forced lengths never ask."""
+    from guard_eval.generation import fast_decode
+
+    ids, mask = left_padded([6, 6])
+    first = plain_generate(sharp_model, ids, mask, 1, eos=None)[:, 0].tolist()
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=first, check_every=4)
+    steps, log = [], []
+    run_step = decoder._run_step
+    monkeypatch.setattr(decoder, "_run_step", lambda *a, **kw: steps.append(1) or run_step(*a, **kw))
+
+    class Flag(fast_decode._DeviceFlag):
+        def __init__(self, flag):
+            log.append(("asked", len(steps)))
+            super().__init__(flag)
+
+        def value(self):
+            log.append(("read", len(steps)))
+            return super().value()
+
+    monkeypatch.setattr(fast_decode, "_DeviceFlag", Flag)
+    out = decoder.generate(ids, mask, max_new_tokens=100)
+    assert out.shape[1] == 4 and (out[:, 1:] == PAD).all()  # as if it had stopped at the check
+    assert log == [("asked", 3), ("read", 4)] and len(steps) == 4  # one step past the check, then stopped
+    log.clear()
+    assert decoder.generate(ids, mask, max_new_tokens=30, ignore_eos=True).shape == (2, 30) and log == []
 
 
 @pytest.mark.parametrize("refill_at", [0.0, 0.5, 1.0])  # refill at every check, once 2 of 3 rows wait, all 3
@@ -249,8 +320,8 @@ def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
     whole = HFBackend(str(tiny_model))
     assert whole.max_batch_tokens is None
     capped = HFBackend(str(tiny_model), max_batch_tokens=130)
-    rows, generate = [], capped.decoder.generate
-    capped.decoder.generate = lambda ids, mask, **kw: rows.append(len(ids)) or generate(ids, mask, **kw)
+    rows, launch = [], capped.decoder.launch
+    capped.decoder.launch = lambda ids, mask, **kw: rows.append(len(ids)) or launch(ids, mask, **kw)
     config = GenerationConfig(max_new_tokens=24, batch_size=4)
     lengths = sorted((len(capped.tokenizer(p)["input_ids"]) for p in PROMPTS), reverse=True)
     assert capped.generate(PROMPTS, config) == whole.generate(PROMPTS, config)
@@ -265,6 +336,36 @@ def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
     for n in rows:  # each batch as large as the budget allows for its longest prompt (and at least one row)
         assert n == max(1, min(4 - first, 130 // (lengths[first] + 24)))
         first += n
+
+
+def test_backend_finishes_a_batch_after_queuing_the_next(tiny_model, monkeypatch):
+    """A batch's completions are copied off, decoded and yielded after the next batch is launched (the device works
+    while the host decodes and the caller writes); a launch that fails still lets the previous batch through."""
+    backend = HFBackend(str(tiny_model))
+    config = GenerationConfig(max_new_tokens=6, batch_size=1)
+    expected = backend.generate(PROMPTS, config)
+    events, launch = [], backend._launch
+
+    def recording(enc, *args, **kwargs):
+        if len([e for e in events if e == "launch"]) == fail_at:
+            raise RuntimeError("device lost")
+        events.append("launch")
+        return launch(enc, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "_launch", recording)
+    fail_at = None
+    got = {}
+    for i, texts in backend.stream(PROMPTS, config):
+        events.append("yield")
+        got[i] = texts
+    assert events == ["launch", "launch", "yield", "launch", "yield", "launch", "yield", "yield"]
+    assert [got[i] for i in range(len(PROMPTS))] == expected
+    events.clear()
+    fail_at, got = 2, {}
+    with pytest.raises(RuntimeError, match="device lost"):
+        for i, texts in backend.stream(PROMPTS, config):
+            got[i] = texts
+    assert len(got) == 2 and all(got[i] == expected[i] for i in got)  # both launched batches reached the caller
 
 
 def test_backend_samples_per_prompt(tiny_model):

@@ -37,6 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from guard_eval.generation import packed_prefill as packed
+
 ATTENTION_NAMES = {"sdpa": "guard_bench_static", "triton": "guard_bench_static_triton"}
 SUPPORTED_MODEL_TYPES = frozenset({"llama", "mistral", "qwen2", "qwen3"})
 
@@ -53,11 +55,13 @@ def unsupported_reason(model) -> str | None:
     return None
 
 
-def _static_cache_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **_: Any):
+def _static_cache_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs: Any):
     """Attention over the first ``attention_mask.shape[-1]`` cache slots; the mask is bool, True = attend.
 
     HF calls this with ``query (B, H, q, D)`` and the cache's ``key/value (B, KVH, T, D)`` and expects ``(B, q, H, D)``.
     """
+    if kwargs.get("cu_seq_lens_q") is not None:  # a packed prefill (:mod:`~guard_eval.generation.packed_prefill`)
+        return packed.attention(query, key, value, kwargs["cu_seq_lens_q"], kwargs["max_length_q"], scaling), None
     kv_len = attention_mask.shape[-1]
     key, value = key[:, :, :kv_len], value[:, :, :kv_len]
     batch, heads, q_len, dim = query.shape
@@ -114,6 +118,7 @@ class StaticKVCache:
         self.position = torch.zeros(1, dtype=torch.long, device=device)
         self._prefill: tuple[int, int, int] | None = None  # (first row, copies per prompt, first slot)
         self._scatter: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, slots) indices
+        self._packed: tuple[torch.Tensor, torch.Tensor, int] | None = None  # (row, slot) of each token, copies
         self.ring = False  # decoding as a ring (continuous batching): most slots belong to other rows' answers
 
     @contextlib.contextmanager
@@ -134,7 +139,23 @@ class StaticKVCache:
         finally:
             self._scatter = None
 
+    @contextlib.contextmanager
+    def packing(self, rows: torch.Tensor, slots: torch.Tensor, expand: int = 1) -> Iterator[None]:
+        """While prefilling packed prompts ``(1, KVH, T, D)``: token ``t`` goes into rows ``rows[t] .. + expand``,
+        slot ``slots[t]``."""
+        self._packed = (rows, slots, expand)
+        try:
+            yield
+        finally:
+            self._packed = None
+
     def update(self, key_states, value_states, layer_idx: int, *args: Any, **kwargs: Any):
+        if self._packed is not None:
+            rows, slots, expand = self._packed
+            for cache, states in ((self.keys, key_states), (self.values, value_states)):
+                for copy in range(expand):
+                    cache[layer_idx].transpose(1, 2).index_put_((rows + copy, slots), states[0].transpose(0, 1))
+            return key_states, value_states
         if self._scatter is not None:
             rows, slots = self._scatter
             for cache, states in ((self.keys, key_states), (self.values, value_states)):
@@ -180,6 +201,43 @@ def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float) -> tor
     return (logits - noise.log()).argmax(-1)
 
 
+class _DeviceFlag:
+    """A device bool read by the host later: copied to pinned memory at once, waited for when read."""
+
+    def __init__(self, flag: torch.Tensor) -> None:
+        self._event = None
+        if flag.is_cuda:
+            self._host = torch.empty((), dtype=torch.bool, pin_memory=True).copy_(flag, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._host = flag
+
+    def value(self) -> bool:
+        if self._event is not None:
+            self._event.synchronize()
+        return bool(self._host)
+
+
+class Launched:
+    """New token ids being copied off the device: :meth:`result` waits for them (only them: the device may have
+    queued more work since)."""
+
+    def __init__(self, ids: torch.Tensor) -> None:
+        self._event = None
+        if ids.is_cuda:
+            self._ids = torch.empty(ids.shape, dtype=ids.dtype, pin_memory=True).copy_(ids, non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        else:
+            self._ids = ids.clone()
+
+    def result(self) -> torch.Tensor:
+        if self._event is not None:
+            self._event.synchronize()
+        return self._ids
+
+
 @dataclass
 class _Session:
     """Device state of one batch shape; its CUDA graphs stay valid while the buffers do, so it outlives a batch."""
@@ -219,6 +277,8 @@ class StaticDecoder:
     :param fused_layers: decode steps through the loop's own layer forward (residual adds fused into the norms,
         rotary and cache writes in one kernel; None: on whenever the decode attention is Triton and the model fits;
         see :mod:`~guard_eval.generation.decode_layers`).
+    :param packed_prefill: prefill a chunk's prompts packed back to back without padding, attended with flash varlen
+        (None: on for CUDA models in bf16/fp16 when torch has it; see :mod:`~guard_eval.generation.packed_prefill`).
 
     ``reasons`` maps each of these options to what it resolved to, and why.
     """
@@ -239,6 +299,7 @@ class StaticDecoder:
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
         refill_at: float = 0.125,
+        packed_prefill: bool | None = None,
     ) -> None:
         from guard_eval.generation import decode_attention as attention
         from guard_eval.generation import decode_layers as layers
@@ -268,6 +329,9 @@ class StaticDecoder:
         )
         self.fused_layers, self.reasons["fused_layers"] = layers.resolve(
             model, fused_layers, self.decode_attention, self.fused_kernels
+        )
+        self.packed_prefill, self.reasons["packed_prefill"] = packed.resolve(
+            model.config, self.device.type, self.dtype, packed_prefill
         )
         wanted = ((fused, self.fused_kernels), (projections, self.fused_projections))
         self._fused = [module.applied for module, on in wanted if on]
@@ -399,8 +463,13 @@ class StaticDecoder:
         s.pool = s.pool if s.pool is not None else graph.pool()
         s.graphs[(kv_len, ring)] = graph
 
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **options: Any) -> torch.Tensor:
+        """New token ids ``(prompts * num_samples, n <= max_new_tokens)``, pad-filled after each row's EOS (the
+        result of :meth:`launch`)."""
+        return self.launch(input_ids, attention_mask, **options).result()
+
     @torch.inference_mode()
-    def generate(
+    def launch(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
@@ -411,40 +480,52 @@ class StaticDecoder:
         top_p: float = 1.0,
         seed: int | None = None,
         ignore_eos: bool = False,
-    ) -> torch.Tensor:
-        """New token ids ``(prompts * num_samples, n <= max_new_tokens)``, pad-filled after each row's EOS.
+    ) -> Launched:
+        """Queue a batch's generation on the device; returns once its last step is queued, so the caller can prepare
+        the next batch (or finish the previous one) while the device works. ``.result()`` waits for the new ids.
 
         ``input_ids``/``attention_mask`` are left-padded ``(prompts, length)``; the samples of prompt ``i`` are rows
         ``i * num_samples ...``. ``ignore_eos`` forces ``max_new_tokens`` tokens (benchmarks).
+
+        Every ``check_every`` steps the host asks whether every row has finished, and reads the answer one step
+        later: the device always has a step queued, so it never waits for the host (a synchronous check left it
+        idle at each one). A batch that has finished wastes that one step and returns the same ids.
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         if seed is not None:
             torch.manual_seed(seed)
-        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device).bool()
+        # What the host needs (lengths, the packing) comes from host tensors, and they reach the device without a
+        # synchronising copy: the batch is queued while the previous one still runs.
+        input_ids, attention_mask = input_ids.cpu(), attention_mask.cpu().bool()
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
         prompts, prompt_len = input_ids.shape
         rows = prompts * num_samples
         length = -(-(prompt_len + max_new_tokens - 1) // self.bucket) * self.bucket
         s = self._session_for(rows, length, max_new_tokens, (temperature, top_p, ignore_eos))
         s.valid.fill_(True)
-        s.valid[:, :prompt_len] = attention_mask.repeat_interleave(num_samples, dim=0)
+        s.valid[:, :prompt_len] = self._to_device(attention_mask).repeat_interleave(num_samples, dim=0)
         s.finished.fill_(False)
         s.out.fill_(self.pad_token_id)
         s.step.zero_()
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp_(min=0)
         with self.decoding():
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
-            s.positions.copy_(positions[:, -1:].repeat_interleave(num_samples, dim=0) + 1)
+            s.positions.copy_(self._to_device(positions[:, -1:]).repeat_interleave(num_samples, dim=0) + 1)
             s.cache.position.fill_(prompt_len)
-            done = 1
+            done, check = 1, None
             while done < max_new_tokens:
-                if done % self.check_every == 0 and bool(s.finished.all()):
-                    break
+                if done % self.check_every == 0 and not ignore_eos:
+                    check = (done, _DeviceFlag(s.finished.all()))
                 attended = prompt_len + done  # slots holding keys after this step's write
                 self._run_step(s, min(-(-attended // self.bucket) * self.bucket, s.cache.length))
                 done += 1
-        return s.out[:, :done].to("cpu", copy=True)  # the buffer is reused by the next call
+                if check is not None:
+                    if check[1].value():
+                        done = check[0]
+                        break
+                    check = None
+            return Launched(s.out[:, :done])  # copied now: the buffer is reused by the next call
 
     def generate_continuous(self, prompts: Sequence[Sequence[int]], **options: Any) -> list[list[int]]:
         """New token ids of each prompt (token id lists, no padding), up to and including its EOS: the collected
@@ -559,20 +640,46 @@ class StaticDecoder:
             for r, i in zip(part, which):
                 owner[r], start[r] = i, step - 1
 
-    def _prefill(self, s, input_ids, attention_mask, positions, num_samples, temperature, top_p) -> torch.Tensor:
-        """Run the prompts in row chunks, writing each prompt's cache ``num_samples`` times; the first new tokens.
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A host tensor on the device, without waiting for the device (a pageable copy waits for queued work)."""
+        return t.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else t
 
-        A chunk runs without the left padding all of its rows have (its keys go to the same slots as untrimmed)."""
+    def _prefill(self, s, input_ids, attention_mask, positions, num_samples, temperature, top_p) -> torch.Tensor:
+        """Run the prompts (host tensors) in chunks of about ``prefill_tokens``, writing each prompt's cache
+        ``num_samples`` times; the first new tokens. Packed (no padding) when :attr:`packed_prefill` is on and no
+        prompt is empty; else padded, each chunk without the left padding all of its rows have (its keys go to the
+        same slots)."""
         prompts, prompt_len = input_ids.shape
         lengths = attention_mask.sum(1).tolist()
-        chunk = max(1, self.prefill_tokens // prompt_len)
         firsts = []
+        if self.packed_prefill and min(lengths) > 0:
+            for start, stop in _chunks(lengths, self.prefill_tokens):
+                p = packed.pack(input_ids[start:stop], attention_mask[start:stop], positions[start:stop])
+                p = p.to(self._to_device)
+                with s.cache.packing((start + p.prompt) * num_samples, p.slots, num_samples):
+                    out = self.model(input_ids=p.ids, position_ids=p.positions, use_cache=True, logits_to_keep=p.last,
+                                     **{self._cache_kw: s.cache}, **p.attention_kwargs())  # fmt: skip
+                firsts.append(choose_tokens(out.logits[0].repeat_interleave(num_samples, dim=0), temperature, top_p))
+            return torch.cat(firsts)
+        chunk = max(1, self.prefill_tokens // prompt_len)
         for start in range(0, prompts, chunk):
             stop = min(start + chunk, prompts)
             offset = prompt_len - max(1, max(lengths[start:stop]))
             rows, cols = slice(start, stop), slice(offset, None)
+            ids, mask, pos = (self._to_device(t[rows, cols]) for t in (input_ids, attention_mask, positions))
             with s.cache.prefilling(start * num_samples, num_samples, offset):
-                logits = self._logits(input_ids[rows, cols], prompt_attention(attention_mask[rows, cols]),
-                                      positions[rows, cols], s.cache)  # fmt: skip
+                logits = self._logits(ids, prompt_attention(mask), pos, s.cache)
             firsts.append(choose_tokens(logits.repeat_interleave(num_samples, dim=0), temperature, top_p))
         return torch.cat(firsts)
+
+
+def _chunks(lengths: list[int], budget: int) -> Iterator[tuple[int, int]]:
+    """``(start, stop)`` runs of consecutive prompts of at most ``budget`` tokens together (at least one prompt)."""
+    start = 0
+    while start < len(lengths):
+        stop, total = start + 1, lengths[start]
+        while stop < len(lengths) and total + lengths[stop] <= budget:
+            total += lengths[stop]
+            stop += 1
+        yield start, stop
+        start = stop

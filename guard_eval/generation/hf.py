@@ -7,6 +7,7 @@ The static-cache loop gives the same greedy tokens as ``model.generate`` and is 
 
 from __future__ import annotations
 
+import itertools
 import os
 import warnings
 from collections.abc import Iterator, Sequence
@@ -51,14 +52,18 @@ def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool, per_thre
 
 def left_padded(ids: list[list[int]], pad_token_id: int):
     """``input_ids``/``attention_mask`` tensors of ``ids`` left-padded to the longest, as the tokenizer would pad them
-    (the prompts are tokenized once, for sorting, and not again per batch)."""
+    (the prompts are tokenized once, for sorting, and not again per batch). Built in numpy from one flat array:
+    nested lists through ``torch.tensor`` took 10 ms for a 256-row batch."""
+    import numpy as np
     import torch
     from transformers import BatchEncoding
 
-    width = max(map(len, ids))
-    input_ids = torch.tensor([[pad_token_id] * (width - len(seq)) + seq for seq in ids], dtype=torch.long)
-    mask = torch.tensor([[0] * (width - len(seq)) + [1] * len(seq) for seq in ids], dtype=torch.long)
-    return BatchEncoding({"input_ids": input_ids, "attention_mask": mask})
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    width = int(lengths.max()) if len(ids) else 0
+    mask = np.arange(width) >= (width - lengths)[:, None]
+    input_ids = np.full((len(ids), width), pad_token_id, dtype=np.int64)
+    input_ids[mask] = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return BatchEncoding({"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(int))})
 
 
 def decode_batch(tokenizer, ids: list[list[int]]) -> list[str]:
@@ -88,7 +93,9 @@ class HFBackend:
     gate/up in the fast loop; default: on CUDA, ``false`` turns it off), ``decode_attention`` (``triton``: decode
     attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed),
     ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary and cache writes
-    in one kernel; default: on with the Triton attention, ``false`` turns it off), ``max_batch_tokens`` (a batch
+    in one kernel; default: on with the Triton attention, ``false`` turns it off), ``packed_prefill`` (prefill
+    prompts packed without padding, attended with flash varlen; default: on CUDA in bf16/fp16 when torch has it,
+    ``false`` turns it off), ``max_batch_tokens`` (a batch
     holds at most this many KV-cache slots, rows x (prompt + new tokens) x samples: long prompts get fewer rows than
     ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes),
     ``continuous`` (continuous batching for one completion per prompt: a row whose answer ended takes the next prompt
@@ -110,6 +117,7 @@ class HFBackend:
         fused_projections: bool | None = None,
         decode_attention: str | None = None,
         fused_layers: bool | None = None,
+        packed_prefill: bool | None = None,
         max_batch_tokens: int | None = None,
         continuous: bool = False,
         **_: object,
@@ -118,7 +126,7 @@ class HFBackend:
         model_obj = load_model(model, device=device, dtype=dtype)
         self._attach(model_obj, load_tokenizer(model), fast, cuda_graphs=cuda_graphs, compile=compile,
                      fused_kernels=fused_kernels, fused_projections=fused_projections,
-                     decode_attention=decode_attention, fused_layers=fused_layers,
+                     decode_attention=decode_attention, fused_layers=fused_layers, packed_prefill=packed_prefill,
                      max_batch_tokens=max_batch_tokens, continuous=continuous)  # fmt: skip
 
     @classmethod
@@ -136,7 +144,7 @@ class HFBackend:
             raise ValueError(f"max_batch_tokens must be a positive number of cache slots, got {max_batch_tokens!r}")
         switches = {"fast": fast, "continuous": continuous, **decoder_options}
         for name in ("fast", "continuous", "cuda_graphs", "compile", "fused_kernels", "fused_projections",
-                     "fused_layers"):  # fmt: skip
+                     "fused_layers", "packed_prefill"):  # fmt: skip
             if switches.get(name) not in (None, True, False):  # a typo such as continuous=flase must not read as on
                 raise ValueError(f"backend option {name} must be true or false, got {switches[name]!r}")
         self.model, self.tokenizer = model, tokenizer
@@ -184,7 +192,9 @@ class HFBackend:
         if self.continuous and config.num_samples == 1 and not ignore_eos:  # forced lengths: no row ends early
             yield from self._stream_continuous(encoded, order, config)
             return
-        start = 0
+        # A batch is finished (copied off the device, decoded, yielded) after the next one is queued: the device
+        # works on the next batch while the host decodes this one and the caller takes its completions.
+        start, previous = 0, None
         while start < len(order):
             rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
             if self.max_batch_tokens:
@@ -192,12 +202,22 @@ class HFBackend:
                 rows = max(1, min(rows, self.max_batch_tokens // slots))
             idx = order[start : start + rows]
             enc = left_padded([encoded[i] for i in idx], self.tokenizer.pad_token_id)
-            # A different seed per batch: otherwise every batch would draw the same random stream.
-            new_ids = self._generate_ids(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
-            new = decode_batch(self.tokenizer, new_ids.tolist())
-            for j, i in enumerate(idx):
-                yield i, new[j * config.num_samples : (j + 1) * config.num_samples]
-            start += rows
+            try:  # A different seed per batch: otherwise every batch would draw the same random stream.
+                launched = self._launch(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
+            except BaseException:
+                if previous is not None:  # what is already generated still reaches the caller
+                    yield from self._finish(*previous, config)
+                raise
+            if previous is not None:
+                yield from self._finish(*previous, config)
+            previous, start = (idx, launched), start + rows
+        if previous is not None:
+            yield from self._finish(*previous, config)
+
+    def _finish(self, idx: list[int], launched, config: GenerationConfig) -> Iterator[tuple[int, list[str]]]:
+        new = decode_batch(self.tokenizer, launched.result().tolist())
+        for j, i in enumerate(idx):
+            yield i, new[j * config.num_samples : (j + 1) * config.num_samples]
 
     def _stream_continuous(self, encoded, order, config: GenerationConfig) -> Iterator[tuple[int, list[str]]]:
         """Continuous batching over runs of prompts that fit the same number of rows (longest first: a run's ring
@@ -228,12 +248,15 @@ class HFBackend:
                     yield idx[j], [text]
             start = stop
 
-    def _generate_ids(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
+    def _launch(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
+        """The batch's new ids, as :class:`~guard_eval.generation.fast_decode.Launched` (their ``result()``)."""
         import torch
+
+        from guard_eval.generation.fast_decode import Launched
 
         sampling = config.temperature > 0
         if self.decoder is not None:
-            return self.decoder.generate(
+            return self.decoder.launch(
                 enc["input_ids"], enc["attention_mask"], max_new_tokens=config.max_new_tokens,
                 num_samples=config.num_samples, temperature=config.temperature if sampling else 0.0,
                 top_p=config.top_p, seed=seed, ignore_eos=ignore_eos,
@@ -251,4 +274,4 @@ class HFBackend:
                 num_return_sequences=config.num_samples,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        return gen[:, enc["input_ids"].shape[1] :]
+        return Launched(gen[:, enc["input_ids"].shape[1] :])
