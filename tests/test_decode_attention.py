@@ -1,5 +1,6 @@
-"""The Triton decode-attention kernel (run by Triton's CPU interpreter): the same attention as SDPA for any mask, GQA
-group and split count, and the fast loop with it decodes ``generate``'s greedy tokens."""
+"""The Triton kernels (run by Triton's CPU interpreter): the decode attention gives SDPA's for any mask, GQA group and
+split count, the argmax and the packed cache write give torch's, and the fast loop with them decodes ``generate``'s
+greedy tokens."""
 
 from __future__ import annotations
 
@@ -60,14 +61,50 @@ def test_unattended_slots_are_not_read(skip_empty):
 
 
 # 4: many attended-length buckets, through HF's layer forward; 64: one split, one bucket, through the loop's own
-@pytest.mark.parametrize("bucket,fused_layers", [(4, False), (64, None)])
-def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket, fused_layers):  # noqa: F811
+# layer forward, with the prompts packed (the packed cache write in Triton too)
+@pytest.mark.parametrize("bucket,fused_layers,packed", [(4, False, False), (64, None, True)])
+def test_fast_loop_with_the_kernel_decodes_generates_tokens(sharp_model, bucket, fused_layers, packed,  # noqa: F811
+                                                           monkeypatch):  # fmt: skip
+    from guard_eval.generation import fast_decode
+
+    stores, store = [], fast_decode.packed.store
+    monkeypatch.setattr(fast_decode.packed, "store", lambda *a: stores.append(a[-1]) or store(*a))
     ids, mask = left_padded([12, 7, 3, 12, 1])
     reference = plain_generate(sharp_model, ids, mask, 12, eos=None)
     decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket, decode_attention="triton",
-                            fused_layers=fused_layers)  # fmt: skip
+                            fused_layers=fused_layers, packed_prefill=packed)  # fmt: skip
     assert decoder.decode_attention == "triton" and decoder.fused_layers == (fused_layers is None)
     assert torch.equal(decoder.generate(ids, mask, max_new_tokens=12), reference)
+    assert stores == ([1] * sharp_model.config.num_hidden_layers if packed else [])
+    if packed:  # two samples a prompt: each prompt's cache written into two rows
+        sampled = {"max_new_tokens": 6, "num_samples": 2, "temperature": 1.0, "seed": 3}
+        unpacked = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[], bucket=bucket,
+                                 decode_attention="triton", packed_prefill=False)  # fmt: skip
+        assert torch.equal(decoder.generate(ids, mask, **sampled), unpacked.generate(ids, mask, **sampled))
+
+
+def test_argmax_and_packed_store_kernels_match_torch():
+    """The Triton argmax gives ``torch.argmax`` (the first index on ties, within a block and across blocks, an all
+    -inf row, a vocabulary that is not a multiple of the block), and the packed cache write ``index_put_``'s."""
+    from guard_eval.generation.fast_decode import argmax
+    from guard_eval.generation.packed_prefill import store
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 9000, generator=g).to(torch.bfloat16)
+    x[1, 100] = x[1, 8000] = 50
+    x[2, 4096] = x[2, 4097] = 60
+    x[3] = float("-inf")
+    assert argmax(x).tolist() == x.argmax(-1).tolist() == [int(x[0].argmax()), 100, 4096, 0, int(x[4].argmax())]
+    y = torch.randn(3, 97, generator=g)
+    assert torch.equal(argmax(y), y.argmax(-1))
+    keys, values = torch.randn(1, 3, 7, 48, generator=g), torch.randn(1, 3, 7, 48, generator=g)  # 3 heads of 48
+    caches = [torch.zeros(6, 3, 10, 48) for _ in range(4)]
+    rows, slots = torch.tensor([0, 0, 2, 2, 2, 4, 4]), torch.tensor([8, 9, 7, 8, 9, 8, 9])
+    store(keys, values, caches[0], caches[1], rows, slots, 2)
+    for copy in range(2):
+        caches[2].transpose(1, 2).index_put_((rows + copy, slots), keys[0].transpose(0, 1))
+        caches[3].transpose(1, 2).index_put_((rows + copy, slots), values[0].transpose(0, 1))
+    assert torch.equal(caches[0], caches[2]) and torch.equal(caches[1], caches[3]) and caches[0].abs().sum() > 0
 
 
 def test_continuous_batching_through_the_kernel_skips_its_rings_empty_blocks(sharp_model, monkeypatch):  # noqa: F811

@@ -1,5 +1,7 @@
-"""The Triton kernels behind :mod:`guard_eval.generation.decode_attention` and
-:mod:`~guard_eval.generation.decode_layers` (imported only when they run).
+"""The fast loop's Triton kernels: the decode attention (:mod:`guard_eval.generation.decode_attention`), the rotary
+embedding and cache write of :mod:`~guard_eval.generation.decode_layers`, the packed prefill's cache write
+(:mod:`~guard_eval.generation.packed_prefill`) and :func:`~guard_eval.generation.fast_decode.argmax` (imported only
+when they run).
 
 Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
 ``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.
@@ -122,3 +124,35 @@ def rotary_store(
     v = V + row * stride_vb + h * stride_vh + d
     tl.store(VCache + slot, tl.load(v, mask=h < KV_HEADS), mask=h < KV_HEADS)
     tl.store(VCache + slot + HALF, tl.load(v + HALF, mask=h < KV_HEADS), mask=h < KV_HEADS)
+
+
+@triton.jit
+def argmax_partial(X, Values, Indices, n_cols, stride_x, SPLITS, BLOCK: tl.constexpr):
+    """The largest of ``BLOCK`` columns of a row (as float32) and the first column holding it."""
+    row, part = tl.program_id(0), tl.program_id(1)
+    cols = part * BLOCK + tl.arange(0, BLOCK)
+    x = tl.load(X + row * stride_x + cols, mask=cols < n_cols, other=float("-inf")).to(tl.float32)
+    best = tl.max(x, 0)
+    first = tl.min(tl.where(x == best, cols, n_cols - 1), 0)  # n_cols - 1: a NaN row still gives a valid id
+    tl.store(Values + row * SPLITS + part, best)
+    tl.store(Indices + row * SPLITS + part, first)
+
+
+@triton.jit
+def packed_store(
+    K, V, KCache, VCache, Rows, Slots, copies, stride_kt, stride_kh, stride_vt, stride_vh,
+    stride_cache_b, stride_cache_h, stride_cache_t,
+    KV_HEADS: tl.constexpr, BLOCK_H: tl.constexpr, DIM: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    """Packed token ``t``'s key and value heads into the caches' rows ``Rows[t] .. + copies``, slot ``Slots[t]``."""
+    t = tl.program_id(0)
+    row, slot = tl.load(Rows + t), tl.load(Slots + t)
+    h = tl.arange(0, BLOCK_H)[:, None]
+    d = tl.arange(0, BLOCK_D)[None, :]
+    inside = (h < KV_HEADS) & (d < DIM)
+    k = tl.load(K + t * stride_kt + h * stride_kh + d, mask=inside)
+    v = tl.load(V + t * stride_vt + h * stride_vh + d, mask=inside)
+    for c in range(copies):
+        at = (row + c) * stride_cache_b + h * stride_cache_h + slot * stride_cache_t + d
+        tl.store(KCache + at, k, mask=inside)
+        tl.store(VCache + at, v, mask=inside)

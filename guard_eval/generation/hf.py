@@ -63,7 +63,8 @@ def left_padded(ids: list[list[int]], pad_token_id: int):
     mask = np.arange(width) >= (width - lengths)[:, None]
     input_ids = np.full((len(ids), width), pad_token_id, dtype=np.int64)
     input_ids[mask] = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-    return BatchEncoding({"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask.astype(int))})
+    attention_mask = torch.from_numpy(mask.astype(np.int64))
+    return BatchEncoding({"input_ids": torch.from_numpy(input_ids), "attention_mask": attention_mask})
 
 
 def decode_batch(tokenizer, ids: list[list[int]]) -> list[str]:

@@ -126,6 +126,21 @@ def attention(query, key, value, bounds: torch.Tensor, longest: int, scale: floa
     return out.unsqueeze(0)
 
 
+def store(keys, values, key_cache, value_cache, rows: torch.Tensor, slots: torch.Tensor, copies: int) -> None:
+    """Packed ``keys``/``values (1, KVH, T, D)`` into caches ``(B, KVH, L, D)``: token ``t`` into rows
+    ``rows[t] .. + copies``, slot ``slots[t]``, in one Triton kernel."""
+    import triton
+
+    from guard_eval.generation._decode_attention_kernels import packed_store
+
+    _, kv_heads, tokens, dim = keys.shape
+    packed_store[(tokens,)](
+        keys, values, key_cache, value_cache, rows, slots, copies, keys.stride(2), keys.stride(1),
+        values.stride(2), values.stride(1), key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
+        KV_HEADS=kv_heads, BLOCK_H=triton.next_power_of_2(kv_heads), DIM=dim, BLOCK_D=triton.next_power_of_2(dim),
+    )  # fmt: skip
+
+
 def _has_gqa_flag(fn) -> bool:
     """Newer torch's varlen_attn asks for ``enable_gqa``; 2.11's takes fewer key/value heads as they are."""
     import inspect
