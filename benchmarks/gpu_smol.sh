@@ -7,8 +7,8 @@
 # Device call 2:   bash benchmarks/gpu_smol.sh data         # carry .gpu/p3: the test sets into /tmp/data
 # Device call 3:   bash benchmarks/gpu_smol.sh start        # carry .gpu/p2: part 2; joins, verifies, pulls, starts
 # Device calls 4+: bash benchmarks/gpu_smol.sh wait SECONDS # tails the log; `pack` copies the results to $OUT
-# Continuous batching (rounds 8, 9): `continuous` instead of `start` (same carry .gpu/p2) evaluates the shipped guard
-# on the held-out sets with and without it (MODES), in one call; `continuous-probe` times StaticDecoder alone.
+# Continuous batching (rounds 8-10): `continuous` instead of `start` (same carry .gpu/p2) evaluates the shipped guard
+# on the held-out sets once per MODES entry (backend options), in one call; `continuous-probe` times StaticDecoder alone.
 # Issue 18's recipes (~15 min on 2 GPUs): `start-recipes` instead of `start` (same carry .gpu/p2): the shipped SFT
 # adapter, merged, is the SFT model; prefs-hard -> dpo-hard, prefs -> dpo-rpo on GPU 0 beside grpo(label, 5 steps),
 # grpo-composite on GPU 1, each evaluated on the held-out sets; then `wait`, `pack`. RECIPE_GPUS="0 0": one GPU.
@@ -172,17 +172,25 @@ m = load_model('guard-smol-135m-sft', device='cpu', dtype='bfloat16'); m.save_pr
 load_tokenizer('guard-smol-135m-sft').save_pretrained('/tmp/sft-merged')" 2>&1 | grep -v '%|' | tail -1
 }
 
-continuous() {  # the shipped guard on the held-out sets through guard-eval run, batch by batch and with continuous
-  # batching (MODES), same command otherwise; wall seconds, results and lean samples to $OUT/continuous
+continuous() {  # the shipped guard on the held-out sets through guard-eval run, once per MODES entry, same command
+  # otherwise. An entry is LABEL:OPTION=VALUE[,OPTION=VALUE...] (backend options), or true/false alone for
+  # continuous=true/false. Wall seconds, results and logs to $OUT/continuous (lean samples too with SAMPLES=1).
   shipped_guard
   for mode in ${MODES:-false true}; do
+    local label=${mode%%:*} options=${mode#*:} args=()
+    [ "$options" = "$mode" ] && options="continuous=$mode"
+    IFS=, read -ra pairs <<< "$options"
+    for pair in "${pairs[@]}"; do args+=(--backend-option "$pair"); done
     local t0=$(date +%s%N)
-    python3 -m guard_eval.cli run --model /tmp/sft-merged --name "sft-continuous-$mode" --benchmarks $HELD_OUT \
-      --output "/tmp/cont-$mode" --batch-size 512 --max-new-tokens "${BUDGET:-384}" --no-progress \
-      --backend-option continuous=$mode > "$OUT/continuous/run-$mode.log" 2>&1
-    echo "{\"continuous\": $mode, \"rc\": $?, \"wall_ms\": $(( ($(date +%s%N) - t0) / 1000000 ))}" | tee -a "$OUT/continuous/wall.jsonl"
-    cp "/tmp/cont-$mode/results.json" "$OUT/continuous/results-$mode.json"
-    python3 benchmarks/lean_samples.py "/tmp/cont-$mode" && xz -c "/tmp/cont-$mode/samples.lean.jsonl" > "$OUT/continuous/samples-$mode.jsonl.xz"
+    python3 -m guard_eval.cli run --model /tmp/sft-merged --name "sft-$label" --benchmarks $HELD_OUT \
+      --output "/tmp/cont-$label" --batch-size 512 --max-new-tokens "${BUDGET:-384}" --no-progress "${args[@]}" \
+      > "$OUT/continuous/run-$label.log" 2>&1
+    echo "{\"mode\": \"$label\", \"options\": \"$options\", \"rc\": $?, \"wall_ms\": $(( ($(date +%s%N) - t0) / 1000000 ))}" \
+      | tee -a "$OUT/continuous/wall.jsonl"
+    cp "/tmp/cont-$label/results.json" "$OUT/continuous/results-$label.json"
+    if [ "${SAMPLES:-0}" = 1 ]; then
+      python3 benchmarks/lean_samples.py "/tmp/cont-$label" && xz -c "/tmp/cont-$label/samples.lean.jsonl" > "$OUT/continuous/samples-$label.jsonl.xz"
+    fi
   done
 }
 
