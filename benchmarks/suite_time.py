@@ -44,13 +44,13 @@ def main() -> int:
     spent = {"generate_s": 0.0, "prefill_s": 0.0, "calls": 0, "new_tokens": 0}
     original_launch, original_prefill = StaticDecoder.launch, StaticDecoder._prefill
     if args.fake_generation:
-        from guard_eval.generation.fast_decode import Launched
+        from guard_eval.generation.fast_decode import HostCopy
 
         stream = torch.Generator().manual_seed(0)
 
         def original_launch(self, input_ids, attention_mask, *, max_new_tokens, num_samples=1, **kw):
             rows = input_ids.shape[0] * num_samples
-            return Launched(torch.randint(3, self.model.config.vocab_size, (rows, max_new_tokens), generator=stream))
+            return HostCopy(torch.randint(3, self.model.config.vocab_size, (rows, max_new_tokens), generator=stream))
 
     def launch(self, *a, **kw):
         # Timed from a synchronised start to the batch's ids on the host: the next batch is no longer queued while

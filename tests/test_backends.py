@@ -18,7 +18,7 @@ import pytest
 
 from guard_eval.cli import main
 from guard_eval.generation import GenerationConfig, available_backends, get_backend
-from guard_eval.generation.fast_decode import Launched
+from guard_eval.generation.fast_decode import HostCopy
 from guard_eval.generation.hf import HFBackend, render_prompt
 from guard_eval.modeling import load_tokenizer
 from guard_eval.results.rundir import read_records
@@ -90,7 +90,7 @@ def hf_input_ids(tiny_model, prompts, monkeypatch) -> list[list[int]]:
 
     def capture(enc, config, seed, ignore_eos):
         seen.extend(enc["input_ids"].tolist())
-        return Launched(torch.zeros((len(enc["input_ids"]) * config.num_samples, 1), dtype=torch.long))
+        return HostCopy(torch.zeros((len(enc["input_ids"]) * config.num_samples, 1), dtype=torch.long))
 
     monkeypatch.setattr(backend, "_launch", capture)
     for prompt in prompts:

@@ -162,16 +162,18 @@ def test_finish_checks_are_read_a_step_later_and_not_asked_when_forced(sharp_mod
     run_step = decoder._run_step
     monkeypatch.setattr(decoder, "_run_step", lambda *a, **kw: steps.append(1) or run_step(*a, **kw))
 
-    class Flag(fast_decode._DeviceFlag):
-        def __init__(self, flag):
-            log.append(("asked", len(steps)))
-            super().__init__(flag)
+    class Recording(fast_decode.HostCopy):
+        def __init__(self, tensor):  # the flag is a bool, the ids are not
+            if tensor.dtype == torch.bool:
+                log.append(("asked", len(steps)))
+            super().__init__(tensor)
 
-        def value(self):
-            log.append(("read", len(steps)))
-            return super().value()
+        def result(self):
+            if self._host.dtype == torch.bool:
+                log.append(("read", len(steps)))
+            return super().result()
 
-    monkeypatch.setattr(fast_decode, "_DeviceFlag", Flag)
+    monkeypatch.setattr(fast_decode, "HostCopy", Recording)
     out = decoder.generate(ids, mask, max_new_tokens=100)
     assert out.shape[1] == 4 and (out[:, 1:] == PAD).all()  # as if it had stopped at the check
     assert log == [("asked", 3), ("read", 4)] and len(steps) == 4  # one step past the check, then stopped

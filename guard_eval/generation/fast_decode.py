@@ -223,41 +223,23 @@ def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float, triton
     return argmax(logits - noise.log()) if triton else (logits - noise.log()).argmax(-1)
 
 
-class _DeviceFlag:
-    """A device bool read by the host later: copied to pinned memory at once, waited for when read."""
+class HostCopy:
+    """A device tensor on its way to pinned host memory: :meth:`result` waits for that copy only (the device may have
+    queued more work since). A batch's new ids, or the "every row finished?" flag, without a synchronising copy."""
 
-    def __init__(self, flag: torch.Tensor) -> None:
+    def __init__(self, tensor: torch.Tensor) -> None:
         self._event = None
-        if flag.is_cuda:
-            self._host = torch.empty((), dtype=torch.bool, pin_memory=True).copy_(flag, non_blocking=True)
+        if tensor.is_cuda:
+            self._host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor, non_blocking=True)
             self._event = torch.cuda.Event()
             self._event.record()
         else:
-            self._host = flag
-
-    def value(self) -> bool:
-        if self._event is not None:
-            self._event.synchronize()
-        return bool(self._host)
-
-
-class Launched:
-    """New token ids being copied off the device: :meth:`result` waits for them (only them: the device may have
-    queued more work since)."""
-
-    def __init__(self, ids: torch.Tensor) -> None:
-        self._event = None
-        if ids.is_cuda:
-            self._ids = torch.empty(ids.shape, dtype=ids.dtype, pin_memory=True).copy_(ids, non_blocking=True)
-            self._event = torch.cuda.Event()
-            self._event.record()
-        else:
-            self._ids = ids.clone()
+            self._host = tensor.clone()
 
     def result(self) -> torch.Tensor:
         if self._event is not None:
             self._event.synchronize()
-        return self._ids
+        return self._host
 
 
 @dataclass
@@ -504,7 +486,7 @@ class StaticDecoder:
         top_p: float = 1.0,
         seed: int | None = None,
         ignore_eos: bool = False,
-    ) -> Launched:
+    ) -> HostCopy:
         """Queue a batch's generation on the device; returns once its last step is queued, so the caller can prepare
         the next batch (or finish the previous one) while the device works. ``.result()`` waits for the new ids.
 
@@ -540,16 +522,16 @@ class StaticDecoder:
             done, check = 1, None
             while done < max_new_tokens:
                 if done % self.check_every == 0 and not ignore_eos:
-                    check = (done, _DeviceFlag(s.finished.all()))
+                    check = (done, HostCopy(s.finished.all()))
                 attended = prompt_len + done  # slots holding keys after this step's write
                 self._run_step(s, min(-(-attended // self.bucket) * self.bucket, s.cache.length))
                 done += 1
                 if check is not None:
-                    if check[1].value():
+                    if check[1].result():
                         done = check[0]
                         break
                     check = None
-            return Launched(s.out[:, :done])  # copied now: the buffer is reused by the next call
+            return HostCopy(s.out[:, :done])  # copied now: the buffer is reused by the next call
 
     def generate_continuous(self, prompts: Sequence[Sequence[int]], **options: Any) -> list[list[int]]:
         """New token ids of each prompt (token id lists, no padding), up to and including its EOS: the collected

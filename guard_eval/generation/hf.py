@@ -101,8 +101,8 @@ class HFBackend:
     ``batch_size``; default on CUDA: half the device memory free when the backend is built, over a slot's bytes),
     ``continuous`` (continuous batching for one completion per prompt: a row whose answer ended takes the next prompt
     at once instead of idling until its batch's longest answer ends; default off: through ``guard-eval run``,
-    length-sorted batches over the whole run measured faster (docs/performance.md, round 9); ``true`` turns it on;
-    several samples per prompt and forced lengths, ``ignore_eos``, always go batch by batch)."""
+    length-sorted batches over the whole run measured faster (docs/performance.md, rounds 9 and 10); ``true`` turns
+    it on; several samples per prompt and forced lengths, ``ignore_eos``, always go batch by batch)."""
 
     name = "hf"
 
@@ -250,10 +250,10 @@ class HFBackend:
             start = stop
 
     def _launch(self, enc, config: GenerationConfig, seed: int, ignore_eos: bool):
-        """The batch's new ids, as :class:`~guard_eval.generation.fast_decode.Launched` (their ``result()``)."""
+        """The batch's new ids, as :class:`~guard_eval.generation.fast_decode.HostCopy` (their ``result()``)."""
         import torch
 
-        from guard_eval.generation.fast_decode import Launched
+        from guard_eval.generation.fast_decode import HostCopy
 
         sampling = config.temperature > 0
         if self.decoder is not None:
@@ -275,4 +275,4 @@ class HFBackend:
                 num_return_sequences=config.num_samples,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
-        return Launched(gen[:, enc["input_ids"].shape[1] :])
+        return HostCopy(gen[:, enc["input_ids"].shape[1] :])
