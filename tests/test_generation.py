@@ -341,11 +341,14 @@ def test_max_batch_tokens_splits_long_batches_and_keeps_the_outputs(tiny_model):
 
 
 def test_backend_finishes_a_batch_after_queuing_the_next(tiny_model, monkeypatch):
-    """A batch's completions are copied off, decoded and yielded after the next batch is launched (the device works
-    while the host decodes and the caller writes); a launch that fails still lets the previous batch through."""
+    """On a GPU a batch's completions are copied off, decoded and yielded after the next batch is launched (the device
+    works while the host decodes and the caller writes); a launch that fails still lets the previous batch through.
+    On a CPU, where a launch computes its batch, each batch is yielded at once."""
     backend = HFBackend(str(tiny_model))
     config = GenerationConfig(max_new_tokens=6, batch_size=1)
     expected = backend.generate(PROMPTS, config)
+    assert backend.queue_ahead is False
+    backend.queue_ahead = True  # as on a GPU
     events, launch = [], backend._launch
 
     def recording(enc, *args, **kwargs):
@@ -368,6 +371,8 @@ def test_backend_finishes_a_batch_after_queuing_the_next(tiny_model, monkeypatch
         for i, texts in backend.stream(PROMPTS, config):
             got[i] = texts
     assert len(got) == 2 and all(got[i] == expected[i] for i in got)  # both launched batches reached the caller
+    backend.queue_ahead, fail_at, events = False, None, []
+    assert len(list(itertools.islice(backend.stream(PROMPTS, config), 1))) == 1 and events == ["launch"]
 
 
 def test_backend_samples_per_prompt(tiny_model):

@@ -150,6 +150,7 @@ class HFBackend:
                 raise ValueError(f"backend option {name} must be true or false, got {switches[name]!r}")
         self.model, self.tokenizer = model, tokenizer
         self.decoder = None
+        self.queue_ahead = False  # queue a batch before finishing the previous one: the fast loop on a GPU
         self.max_batch_tokens = max_batch_tokens
         self.continuous = False
         if not fast:
@@ -168,6 +169,7 @@ class HFBackend:
         )
         self.max_batch_tokens = max_batch_tokens or self.decoder.cache_token_budget()
         self.continuous = bool(continuous)
+        self.queue_ahead = self.decoder.device.type == "cuda"
 
     @property
     def device(self):
@@ -193,8 +195,9 @@ class HFBackend:
         if self.continuous and config.num_samples == 1 and not ignore_eos:  # forced lengths: no row ends early
             yield from self._stream_continuous(encoded, order, config)
             return
-        # A batch is finished (copied off the device, decoded, yielded) after the next one is queued: the device
-        # works on the next batch while the host decodes this one and the caller takes its completions.
+        # On a GPU a batch is finished (copied off, decoded, yielded) after the next one is queued: the device works
+        # on the next batch while the host decodes this one and the caller takes its completions. Elsewhere a launch
+        # computes the whole batch, so waiting would only hold finished completions back from the caller.
         start, previous = 0, None
         while start < len(order):
             rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
@@ -212,6 +215,9 @@ class HFBackend:
             if previous is not None:
                 yield from self._finish(*previous, config)
             previous, start = (idx, launched), start + rows
+            if not self.queue_ahead:
+                yield from self._finish(*previous, config)
+                previous = None
         if previous is not None:
             yield from self._finish(*previous, config)
 
