@@ -14,6 +14,7 @@ attention and the head size is at most 256; ``False`` = off; ``True`` = on, and 
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ FLASH_DTYPES = (torch.bfloat16, torch.float16)
 MAX_HEAD_DIM = 256
 
 
+@functools.cache
 def _varlen_attn():
     try:
         from torch.nn.attention.varlen import varlen_attn
@@ -141,8 +143,10 @@ def store(keys, values, key_cache, value_cache, rows: torch.Tensor, slots: torch
     )  # fmt: skip
 
 
+@functools.cache
 def _has_gqa_flag(fn) -> bool:
-    """Newer torch's varlen_attn asks for ``enable_gqa``; 2.11's takes fewer key/value heads as they are."""
+    """Newer torch's varlen_attn asks for ``enable_gqa``; 2.11's takes fewer key/value heads as they are (asked once,
+    not at every layer's attention)."""
     import inspect
 
     return "enable_gqa" in inspect.signature(fn).parameters
