@@ -198,7 +198,8 @@ class HFBackend:
         # On a GPU a batch is finished (copied off, decoded, yielded) after the next one is queued: the device works
         # on the next batch while the host decodes this one and the caller takes its completions. Elsewhere a launch
         # computes the whole batch, so waiting would only hold finished completions back from the caller.
-        start, previous = 0, None
+        ahead = 1 if self.queue_ahead else 0  # launched batches left unfinished while the next one is queued
+        start, pending = 0, []
         while start < len(order):
             rows = config.batch_size  # fewer when the batch's KV cache would pass max_batch_tokens (longest first)
             if self.max_batch_tokens:
@@ -207,19 +208,16 @@ class HFBackend:
             idx = order[start : start + rows]
             enc = left_padded([encoded[i] for i in idx], self.tokenizer.pad_token_id)
             try:  # A different seed per batch: otherwise every batch would draw the same random stream.
-                launched = self._launch(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)
+                pending.append((idx, self._launch(enc, config, seed=config.seed + start, ignore_eos=ignore_eos)))
             except BaseException:
-                if previous is not None:  # what is already generated still reaches the caller
-                    yield from self._finish(*previous, config)
+                for batch in pending:  # what is already generated still reaches the caller
+                    yield from self._finish(*batch, config)
                 raise
-            if previous is not None:
-                yield from self._finish(*previous, config)
-            previous, start = (idx, launched), start + rows
-            if not self.queue_ahead:
-                yield from self._finish(*previous, config)
-                previous = None
-        if previous is not None:
-            yield from self._finish(*previous, config)
+            start += rows
+            while len(pending) > ahead:
+                yield from self._finish(*pending.pop(0), config)
+        for batch in pending:
+            yield from self._finish(*batch, config)
 
     def _finish(self, idx: list[int], launched, config: GenerationConfig) -> Iterator[tuple[int, list[str]]]:
         new = decode_batch(self.tokenizer, launched.result().tolist())
