@@ -216,7 +216,7 @@ def test_killed_cli_run_resumes_without_redoing_work(tiny_model, tmp_path):
     proc.wait()
     before = read_records(samples)
     assert 8 <= len(before) < 60, "the run finished (or never started) before it could be killed"
-    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     assert resumed.returncode == 0, resumed.stderr[-3000:]  # say why, if a resume ever fails
     after = read_records(samples)
     kept = {json.dumps(r, sort_keys=True) for r in after}
