@@ -183,9 +183,9 @@ class EvalRun:
 
         def write(final: bool = False) -> None:  # bootstrap intervals only in the final summary, not every chunk's
             finished = complete()
-            benchmarks, averages = summarize(records, self.bootstrap if finished and final else 0, checked)
-            for name, m in benchmarks.items():
-                m["expected"] = expected.get(name)
+            scored, averages = summarize(records, self.bootstrap if finished and final else 0, checked)
+            # in the run's benchmark order, whatever order the completions arrived in (a streamed run's partial files)
+            benchmarks = {name: {**scored[name], "expected": n} for name, n in expected.items() if name in scored}
             results.update(updated=now(), complete=finished, benchmarks=benchmarks, averages=averages)
             write_json_atomic(results_path, results)
 

@@ -184,6 +184,17 @@ def test_a_streaming_backend_gets_all_prompts_at_once_and_is_written_as_completi
     assert results["benchmarks"] == chunked["benchmarks"] and results["averages"] == chunked["averages"]
 
 
+def test_a_stopped_streams_results_list_benchmarks_in_the_runs_order(tmp_path):
+    """An unfinished streamed run's results.json (what a report reads mid-run) lists its benchmarks in the run's
+    order, not in the order their completions arrived."""
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        _run(StreamingBackend(crash_after=27), out)
+    arrived = list(dict.fromkeys(r["benchmark"] for r in read_records(out / "samples.jsonl")))
+    assert arrived == ["demo_refusal", "demo_response"]  # streamed last prompt first
+    assert list(json.loads((out / "results.json").read_text())["benchmarks"]) == ["demo_response", "demo_refusal"]
+
+
 def test_resume_refuses_other_settings(tmp_path):
     out = tmp_path / "run"
     _run(CountingBackend(), out)
