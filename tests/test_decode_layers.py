@@ -1,6 +1,7 @@
-"""The fast loop's own decode-step forward (run by Triton's CPU interpreter): the rotary + cache-write kernel equals
-HF's rotation and cache update, and the loop decodes ``generate``'s greedy tokens with it for Qwen2 (q/k/v biases)
-and Qwen3 (per-head q/k norms; Llama: tests/test_decode_attention.py); Liger's fused add+RMSNorm is called where HF adds and normalises."""
+"""The fast loop's own decode-step forward (run by Triton's CPU interpreter): the attention kernel given the step's
+new token equals HF's rotation, cache update and attention, and the loop decodes ``generate``'s greedy tokens with it
+for Qwen2 (q/k/v biases), Qwen3 (per-head q/k norms) and dynamic RoPE (Llama: tests/test_decode_attention.py);
+Liger's fused add+RMSNorm is called where HF adds and normalises."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import types
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 pytest.importorskip("triton")
 
@@ -22,13 +24,14 @@ if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
     pytest.skip("the Triton kernels need a GPU or TRITON_INTERPRET=1 (tests/conftest.py sets it)", allow_module_level=True)
 
 
-def sharp(model_type: str):
+def sharp(model_type: str, **options):
     """A 2-layer GQA model of ``model_type`` whose large random weights make the argmax depend on the context."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    options = {"max_position_embeddings": 512, **options}
     config = AutoConfig.for_model(model_type, vocab_size=VOCAB, hidden_size=64, intermediate_size=128,
                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-                                  max_position_embeddings=512, pad_token_id=PAD, eos_token_id=2)  # fmt: skip
+                                  pad_token_id=PAD, eos_token_id=2, **options)  # fmt: skip
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config).eval()
     with torch.no_grad():
@@ -38,35 +41,56 @@ def sharp(model_type: str):
     return model
 
 
-def test_rotary_store_rotates_like_hf_and_writes_the_cache_slot():
+@pytest.mark.parametrize("splits,ring", [(1, False), (3, False), (2, True)])
+def test_attention_with_the_new_token_rotates_caches_and_attends_like_hf(splits, ring):
+    """``decode_attention`` with a ``NewToken``: the query and key rotated as HF's ``apply_rotary_pos_emb``, the key
+    and value written into the slot (nothing else), and attention as SDPA's over the marked slots before it (a ring:
+    on both sides of it) and the new token."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
-    rows, heads, kv_heads, dim, slot = 3, 8, 2, 16, 5
-    g = torch.Generator().manual_seed(0)
+    from guard_eval.generation.decode_attention import NewToken, decode_attention
+
+    rows, heads, kv_heads, dim, length, slot = 3, 8, 2, 16, 300, 260
+    g = torch.Generator().manual_seed(splits)
     qkv = torch.randn(rows, (heads + 2 * kv_heads) * dim, generator=g)  # one GEMM's output: strided head views
     q, k, v = (t.view(rows, -1, dim) for t in qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], -1))
-    angles = torch.rand(rows, dim // 2, generator=g) * 6
-    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
-    keys, values = torch.randn(2, rows, kv_heads, 9, dim, generator=g)
+    angles = torch.rand(40, dim // 2, generator=g) * 6
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()  # tables, 40 positions
+    positions = torch.tensor([[3], [39], [17]])
+    keys, values = torch.randn(2, rows, kv_heads, length, dim, generator=g)
+    valid = torch.rand(rows, length, generator=g) > 0.3
     before_k, before_v = keys.clone(), values.clone()
-    out = decode_layers.rotary_store(q, k, v, cos, sin, keys, values, torch.tensor([slot]))
-    want_q, want_k = apply_rotary_pos_emb(q.unsqueeze(2), k.unsqueeze(2), cos[:, None], sin[:, None], unsqueeze_dim=1)
-    torch.testing.assert_close(out, want_q.squeeze(2), atol=1e-6, rtol=1e-6)
+    new = NewToken(k, v, cos, sin, positions, torch.tensor([slot]), ring)
+    out = decode_attention(q.unsqueeze(2), keys, values, valid, 0.25, splits=splits, new=new)
+
+    index = positions[:, 0]
+    want_q, want_k = apply_rotary_pos_emb(q.unsqueeze(2), k.unsqueeze(2), cos[index][:, None], sin[index][:, None])
     torch.testing.assert_close(keys[:, :, slot], want_k.squeeze(2), atol=1e-6, rtol=1e-6)
     assert torch.equal(values[:, :, slot], v)
-    others = [t for t in range(9) if t != slot]
+    others = [t for t in range(length) if t != slot]
     assert torch.equal(keys[:, :, others], before_k[:, :, others])
     assert torch.equal(values[:, :, others], before_v[:, :, others])
+    slots = torch.arange(length)
+    attend = valid & ((slots != slot) if ring else (slots < slot)) | (slots == slot)  # the new token always
+    want = F.scaled_dot_product_attention(want_q, keys.repeat_interleave(4, 1), values.repeat_interleave(4, 1),
+                                          attn_mask=attend[:, None, None, :], scale=0.25)  # fmt: skip
+    torch.testing.assert_close(out, want.transpose(1, 2), atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("model_type", ["qwen2", "qwen3"])  # Llama: tests/test_decode_attention.py
-def test_fast_loop_with_own_layers_decodes_generates_tokens(model_type):
-    model = sharp(model_type)
+DYNAMIC = {"rope_parameters": {"rope_type": "dynamic", "factor": 4.0, "rope_theta": 10000.0},
+           "max_position_embeddings": 8}  # fmt: skip
+
+
+# Llama: tests/test_decode_attention.py; dynamic RoPE (past its 8 positions): cos/sin from the module each step
+@pytest.mark.parametrize("model_type,options", [("qwen2", {}), ("qwen3", {}), ("llama", DYNAMIC)])
+def test_fast_loop_with_own_layers_decodes_generates_tokens(model_type, options):
     ids, mask = left_padded([12, 7, 3, 12, 1])
-    reference = plain_generate(model, ids, mask, 8, eos=None)
+    reference = plain_generate(sharp(model_type, **options), ids, mask, 8, eos=None)
+    model = sharp(model_type, **options)  # the same weights; a dynamic RoPE module remembers the longest it saw
     decoder = StaticDecoder(model, pad_token_id=PAD, eos_token_ids=[], bucket=8, decode_attention="triton")
     assert decoder.fused_layers, decoder.reasons["fused_layers"]
     assert torch.equal(decoder.generate(ids, mask, max_new_tokens=8), reference)
+    assert decoder._decode_logits.rope_by_step == bool(options)
 
 
 def test_liger_add_norm_runs_where_hf_adds_and_normalises(monkeypatch):

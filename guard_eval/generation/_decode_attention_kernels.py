@@ -1,7 +1,7 @@
-"""The fast loop's Triton kernels: the decode attention (:mod:`guard_eval.generation.decode_attention`), the rotary
-embedding and cache write of :mod:`~guard_eval.generation.decode_layers`, the packed prefill's cache write
-(:mod:`~guard_eval.generation.packed_prefill`) and :func:`~guard_eval.generation.fast_decode.argmax` (imported only
-when they run).
+"""The fast loop's Triton kernels: the decode attention (:mod:`guard_eval.generation.decode_attention`, with the
+rotary embedding and cache write of :mod:`~guard_eval.generation.decode_layers` inside), the packed prefill's cache
+write (:mod:`~guard_eval.generation.packed_prefill`) and :func:`~guard_eval.generation.fast_decode.argmax` (imported
+only when they run).
 
 Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
 ``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.
@@ -28,18 +28,36 @@ def _attend_block(q, k_base, v_base, n, d, attend, stride_kt, stride_vt, scale, 
 
 
 @triton.jit
+def _rotated(X, d, cos, sin, mask, HEAD_DIM: tl.constexpr):
+    """HF's rotate-half rotary embedding of the head vectors at ``X + d`` (``d`` the last axis), in float32:
+    ``x * cos + rotate_half(x) * sin`` with ``rotate_half(x) = (-x[HALF:], x[:HALF])``."""
+    half = HEAD_DIM // 2
+    partner = tl.where(d < half, d + half, d - half)
+    x = tl.load(X + d, mask=mask, other=0.0).to(tl.float32)
+    swapped = tl.load(X + partner, mask=mask, other=0.0).to(tl.float32)
+    return x * cos + tl.where(d < half, -swapped, swapped) * sin
+
+
+@triton.jit
 def partial_attention(
     Q, K, V, Mask, Out, Acc, Stats,
     stride_qb, stride_qh, stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt, stride_mb,
     kv_len, split_len, scale,
+    NewK, NewV, Cos, Sin, Positions, Slot, stride_nkb, stride_nkh, stride_nvb, stride_nvh, stride_table, table_rows,
     GROUPS: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-    SPLITS: tl.constexpr, PRECISION: tl.constexpr, SKIP_EMPTY: tl.constexpr,
+    SPLITS: tl.constexpr, PRECISION: tl.constexpr, SKIP_EMPTY: tl.constexpr, NEW: tl.constexpr, RING: tl.constexpr,
 ):  # fmt: skip
+    """Attention of one row's query heads of one KV head over one split of its cache slots (``Mask`` marks the
+    attended ones). ``NEW``: the decode step's token itself comes in too, its query, key and value straight from
+    the q/k/v GEMM. The kernel rotates them (``Cos``/``Sin`` tables indexed by the row's position), writes the
+    key and value into slot ``Slot`` of the caches (split 0 does), and attends to the marked slots before ``Slot``
+    (``RING``: every marked slot but ``Slot``) and to the new token, held in registers."""
     row, kv_head, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     g = tl.arange(0, BLOCK_G)
     d = tl.arange(0, HEAD_DIM)
     heads = kv_head * GROUPS + g
-    q = tl.load(Q + row * stride_qb + heads[:, None] * stride_qh + d[None, :], mask=(g < GROUPS)[:, None], other=0.0)
+    in_group = (g < GROUPS)[:, None]
+    q_rows = Q + row * stride_qb + heads[:, None] * stride_qh
     k_base = K + row * stride_kb + kv_head * stride_kh
     v_base = V + row * stride_vb + kv_head * stride_vh
     m_i = tl.full([BLOCK_G], float("-inf"), tl.float32)
@@ -47,9 +65,29 @@ def partial_attention(
     acc = tl.zeros([BLOCK_G, HEAD_DIM], tl.float32)
     lo = split * split_len
     hi = tl.minimum(lo + split_len, kv_len)
+    if NEW:
+        at = tl.minimum(tl.load(Positions + row), table_rows - 1) * stride_table  # idle ring rows run past the table
+        cos, sin = tl.load(Cos + at + d).to(tl.float32), tl.load(Sin + at + d).to(tl.float32)
+        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM).to(Q.dtype.element_ty)
+        slot = tl.load(Slot)
+        if not RING:
+            hi = tl.minimum(hi, slot)  # later slots hold nothing yet
+        if split == 0:  # the new token: into the cache, and the first slot of the running softmax
+            k = _rotated(NewK + row * stride_nkb + kv_head * stride_nkh, d, cos, sin, d < HEAD_DIM, HEAD_DIM)
+            k = k.to(K.dtype.element_ty)
+            v = tl.load(NewV + row * stride_nvb + kv_head * stride_nvh + d)
+            tl.store(k_base + slot * stride_kt + d, k)
+            tl.store(v_base + slot * stride_vt + d, v)
+            m_i = tl.sum(q.to(tl.float32) * k.to(tl.float32)[None, :], 1) * scale
+            l_i += 1.0
+            acc += v.to(tl.float32)[None, :]
+    else:
+        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         attend = tl.load(Mask + row * stride_mb + n, mask=n < hi, other=0) != 0
+        if NEW:
+            attend = attend & (n != slot)  # (the new token is already in)
         # Skipping a block no slot of which is attended is a branch, and a branch stops Triton pipelining the loads:
         # 15-18% slower at 256 rows when most blocks are attended (a left-padded batch). A continuous batch's ring
         # is mostly other rows' slots, so there it pays (SKIP_EMPTY).
@@ -60,16 +98,16 @@ def partial_attention(
         else:
             acc, l_i, m_i = _attend_block(q, k_base, v_base, n, d, attend, stride_kt, stride_vt, scale,
                                           acc, l_i, m_i, PRECISION)  # fmt: skip
-    keep = (g < GROUPS)[:, None]
     if SPLITS == 1:
         out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]  # (l_i is 0 only in the padding rows of the group)
         tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],
-                 out.to(Out.dtype.element_ty), mask=keep)  # fmt: skip
+                 out.to(Out.dtype.element_ty), mask=in_group)  # fmt: skip
     else:
         at = ((row * tl.num_programs(1) + kv_head) * SPLITS + split) * BLOCK_G + g
-        tl.store(Acc + at[:, None] * HEAD_DIM + d[None, :], acc, mask=keep)
+        tl.store(Acc + at[:, None] * HEAD_DIM + d[None, :], acc, mask=in_group)
         tl.store(Stats + at * 2, m_i, mask=g < GROUPS)
         tl.store(Stats + at * 2 + 1, l_i, mask=g < GROUPS)
+
 
 @triton.jit
 def merge_splits(
@@ -94,36 +132,6 @@ def merge_splits(
     heads = kv_head * GROUPS + g
     tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],
              (acc / tl.where(total > 0, total, 1.0)[:, None]).to(Out.dtype.element_ty), mask=(g < GROUPS)[:, None])  # fmt: skip
-
-
-@triton.jit
-def rotary_store(
-    Q, K, V, Cos, Sin, QOut, KCache, VCache, Position,
-    stride_qb, stride_qh, stride_kb, stride_kh, stride_vb, stride_vh, stride_cb, stride_sb,
-    stride_cache_b, stride_cache_h, stride_cache_t,
-    HEADS: tl.constexpr, KV_HEADS: tl.constexpr, BLOCK_H: tl.constexpr, HALF: tl.constexpr,
-):  # fmt: skip
-    """One decode step's rotary embedding (HF's rotate-half form) of a row's query and key heads, the query to
-    ``QOut (B, HEADS, 2 * HALF)``, the key and the value into the caches' slot ``Position`` (a device scalar)."""
-    row = tl.program_id(0)
-    pos = tl.load(Position)
-    h = tl.arange(0, BLOCK_H)[:, None]
-    d = tl.arange(0, HALF)[None, :]
-    c1, c2 = tl.load(Cos + row * stride_cb + d), tl.load(Cos + row * stride_cb + HALF + d)
-    s1, s2 = tl.load(Sin + row * stride_sb + d), tl.load(Sin + row * stride_sb + HALF + d)
-    q = Q + row * stride_qb + h * stride_qh + d
-    x1, x2 = tl.load(q, mask=h < HEADS), tl.load(q + HALF, mask=h < HEADS)
-    out = QOut + (row * HEADS + h) * (2 * HALF) + d
-    tl.store(out, (x1 * c1 - x2 * s1).to(QOut.dtype.element_ty), mask=h < HEADS)
-    tl.store(out + HALF, (x2 * c2 + x1 * s2).to(QOut.dtype.element_ty), mask=h < HEADS)
-    k = K + row * stride_kb + h * stride_kh + d
-    x1, x2 = tl.load(k, mask=h < KV_HEADS), tl.load(k + HALF, mask=h < KV_HEADS)
-    slot = row * stride_cache_b + h * stride_cache_h + pos * stride_cache_t + d
-    tl.store(KCache + slot, (x1 * c1 - x2 * s1).to(KCache.dtype.element_ty), mask=h < KV_HEADS)
-    tl.store(KCache + slot + HALF, (x2 * c2 + x1 * s2).to(KCache.dtype.element_ty), mask=h < KV_HEADS)
-    v = V + row * stride_vb + h * stride_vh + d
-    tl.store(VCache + slot, tl.load(v, mask=h < KV_HEADS), mask=h < KV_HEADS)
-    tl.store(VCache + slot + HALF, tl.load(v + HALF, mask=h < KV_HEADS), mask=h < KV_HEADS)
 
 
 @triton.jit

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import NamedTuple
 
 import torch
 
@@ -81,9 +82,27 @@ def choose_splits(rows: int, kv_heads: int, kv_len: int, block: int = 128, progr
     return max(1, min(wanted, -(-kv_len // block), 16))
 
 
+class NewToken(NamedTuple):
+    """A decode step's own token for :func:`decode_attention` to rotate, cache and attend to, in the same kernel.
+
+    ``key``/``value (B, KVH, D)`` come straight from the q/k/v GEMM (strided head views are fine); ``cos``/``sin``
+    ``(P, D)`` are the rotary tables by position and ``positions (B,)`` each row's position in them; ``slot`` (a
+    1-element device tensor) is the cache slot every row writes; ``ring``: the cache is a ring (continuous
+    batching), so marked slots after ``slot`` are attended too."""
+
+    key: torch.Tensor
+    value: torch.Tensor
+    cos: torch.Tensor
+    sin: torch.Tensor
+    positions: torch.Tensor
+    slot: torch.Tensor
+    ring: bool = False
+
+
 def decode_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: torch.Tensor, scale: float,
     splits: int | None = None, block: int = 128, num_warps: int = 2, num_stages: int = 2, skip_empty: bool = False,
+    new: NewToken | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """One decode step's attention: ``query (B, H, 1, D)`` over the cache ``key/value (B, KVH, T, D)``.
 
@@ -91,6 +110,10 @@ def decode_attention(
     read. ``skip_empty``: test each block for an attended slot first and skip it if none is; worth it when most
     blocks are not attended (a continuous batch's ring), slower otherwise. Returns ``(B, 1, H, D)`` in the query's
     dtype, as HF attention functions do.
+
+    ``new``: the step's token (:class:`NewToken`) is not in the cache yet and ``query`` is not rotated; the kernel
+    rotates the query and key, writes the key and value into slot ``new.slot``, and attends to the marked slots
+    before it (all but it in a ring) and to the token. One kernel instead of a rotary, a cache write and attention.
     """
     partial_attention, merge_splits = _kernels()
     batch, heads, _, dim = query.shape
@@ -114,13 +137,22 @@ def decode_attention(
     else:
         acc = stats = out  # unused
     precision = "ieee" if query.dtype == torch.float32 else "tf32"
+    if new is None:
+        new_args = (q, q, q, q, q, q, 0, 0, 0, 0, 0, 1)  # unused
+    else:
+        k, v = new.key, new.value
+        if k.stride(-1) != 1 or v.stride(-1) != 1 or not (new.cos.is_contiguous() and new.sin.is_contiguous()):
+            raise ValueError("decode_attention: new.key/value need a contiguous last dimension, new.cos/sin must "
+                             "be contiguous")
+        new_args = (k, v, new.cos, new.sin, new.positions.reshape(batch), new.slot, k.stride(0), k.stride(1),
+                    v.stride(0), v.stride(1), new.cos.stride(0), new.cos.shape[0])  # fmt: skip
     partial_attention[(batch, kv_heads, splits)](
         q, key, value, attend, out, acc, stats,
         q.stride(0), q.stride(1), key.stride(0), key.stride(1), key.stride(2),
         value.stride(0), value.stride(1), value.stride(2), attend.stride(0),
-        kv_len, split_len, scale,
+        kv_len, split_len, scale, *new_args,
         GROUPS=groups, BLOCK_G=block_g, BLOCK_N=block, HEAD_DIM=dim, SPLITS=splits, PRECISION=precision,
-        SKIP_EMPTY=skip_empty,
+        SKIP_EMPTY=skip_empty, NEW=new is not None, RING=new is not None and new.ring,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     if splits > 1:

@@ -6,11 +6,15 @@ on, a decode step of a 16-layer 1B Llama still ran 278 kernels. This forward run
 
 * each residual add is fused into the RMSNorm after it (Liger's ``fused_add_rms_norm`` when the fused kernels are
   on; otherwise the add and the layer's own norm), so a layer's output is carried as ``(update, residual)`` pairs;
-* q/k/v come from one GEMM over the layer's fused weight (:mod:`~guard_eval.generation.fused_projections`), and one
-  Triton kernel applies the rotary embedding to the query and key heads and writes the key and value into the cache
-  slot: no copies of strided q/k slices, no separate cache writes;
-* attention is :func:`~guard_eval.generation.decode_attention.decode_attention`, the MLP the layer's own module
-  (with the fused gate/up and Liger's SwiGLU patched in).
+* q/k/v come from one GEMM over the layer's fused weight (:mod:`~guard_eval.generation.fused_projections`), and the
+  Triton decode attention (:func:`~guard_eval.generation.decode_attention.decode_attention` with a ``NewToken``)
+  takes the heads of its output as they are: it applies the rotary embedding to the query and key, writes the key
+  and value into the cache slot and attends, in one kernel (no copies of strided q/k slices, no separate rotary or
+  cache-write kernels);
+* the rotary embedding's cos/sin come from tables by position, computed once by the model's own rotary module
+  (not its 9 small kernels every step); RoPE types whose tables depend on the sequence length ("dynamic",
+  "longrope") run the module each step;
+* the MLP is the layer's own module (with the fused gate/up and Liger's SwiGLU patched in).
 
 Prefill still runs the model's own forward. Llama, Mistral, Qwen2 (biases) and Qwen3 (per-head q/k norms, applied
 by the layer's own modules) are served. ``fused_layers`` (a backend option): ``None`` (auto) = on whenever the decode
@@ -51,7 +55,7 @@ def resolve(model, requested: bool | None, decode_attention: str, fused_kernels:
         reason = f"needs the Triton decode attention (decode attention is {decode_attention})"
     if reason is None:
         norms = "residual adds fused into RMSNorm" if fused_kernels else "residual adds separate (no Liger)"
-        return True, f"own layer forward: rotary + KV write in one kernel, {norms}"
+        return True, f"own layer forward: rotary, KV write and attention in one kernel, {norms}"
     if requested:
         raise ValueError(f"fused_layers=true: {reason}")
     return False, reason
@@ -76,27 +80,10 @@ def _add_norm_modules(x, residual, norm):
     return norm(summed), summed
 
 
-def rotary_store(q, k, v, cos, sin, key_cache, value_cache, position) -> torch.Tensor:
-    """Rotate ``q (B, H, D)`` and ``k (B, KVH, D)`` by ``cos/sin (B, D)``; write ``k`` and ``v (B, KVH, D)`` into the
-    caches ``(B, KVH, T, D)`` at slot ``position`` (a 1-element device tensor). Returns the rotated query ``(B, H, D)``.
-    Inputs may be strided views (the heads of one q/k/v GEMM output); the last dimension must be contiguous."""
-    from guard_eval.generation._decode_attention_kernels import rotary_store as kernel
-
-    rows, heads, dim = q.shape
-    kv_heads = k.shape[1]
-    out = torch.empty(rows, heads, dim, dtype=q.dtype, device=q.device)
-    kernel[(rows,)](
-        q, k, v, cos, sin, out, key_cache, value_cache, position,
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), v.stride(0), v.stride(1), cos.stride(0), sin.stride(0),
-        key_cache.stride(0), key_cache.stride(1), key_cache.stride(2),
-        HEADS=heads, KV_HEADS=kv_heads, BLOCK_H=1 << (max(heads, kv_heads) - 1).bit_length(), HALF=dim // 2,
-    )  # fmt: skip
-    return out
-
-
 class DecodeLayers:
     """The decode-step forward of one model: ``logits (B, V)`` for ``tokens (B, 1)`` at ``positions (B, 1)``, each row
-    attending to the cache slots ``attend (B, kv_len)`` marks (the new token's slot included)."""
+    attending to its new token (written into slot ``cache.position``) and to the slots ``valid (B, kv_len)`` marks
+    before that slot (``cache.ring``: every marked slot but it)."""
 
     def __init__(self, model, fused_add_norm: bool) -> None:
         base = _base(model)
@@ -105,13 +92,27 @@ class DecodeLayers:
         self.add_norm = (_add_norm_liger() if fused_add_norm else None) or _add_norm_modules
         self.qkv = [_Group([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj])
                     for layer in self.layers]  # fmt: skip
+        rope = getattr(self.inner.rotary_emb, "rope_type", "default")
+        self.rope_by_step = "dynamic" in rope or rope == "longrope"  # tables that depend on the sequence length
+        self._tables: tuple[torch.Tensor, torch.Tensor] | None = None  # (cos, sin) by position
 
-    def __call__(self, tokens, positions, attend, cache) -> torch.Tensor:
-        from guard_eval.generation.decode_attention import decode_attention
+    def rotary(self, h: torch.Tensor, positions: torch.Tensor, slots: int):
+        """(cos, sin, index): the rotary tables and each row's index into them, for positions below ``slots``."""
+        rows = positions.shape[0]
+        if self.rope_by_step:
+            cos, sin = (t.view(rows, -1) for t in self.inner.rotary_emb(h, position_ids=positions))
+            return cos, sin, torch.arange(rows, device=h.device)
+        if self._tables is None or self._tables[0].shape[0] < slots or self._tables[0].dtype != h.dtype:
+            at = torch.arange(slots, device=h.device)[None]
+            self._tables = tuple(t[0] for t in self.inner.rotary_emb(h, position_ids=at))  # (built before capture)
+        return (*self._tables, positions)
+
+    def __call__(self, tokens, positions, valid, cache) -> torch.Tensor:
+        from guard_eval.generation.decode_attention import NewToken, decode_attention
 
         rows = tokens.shape[0]
         h = self.inner.embed_tokens(tokens)
-        cos, sin = (t.view(rows, -1) for t in self.inner.rotary_emb(h, position_ids=positions))
+        cos, sin, index = self.rotary(h, positions, cache.length)
         h, residual = h.view(rows, -1), None
         for layer, qkv in zip(self.layers, self.qkv):
             attn = layer.self_attn
@@ -124,8 +125,8 @@ class DecodeLayers:
             if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm over each head before the rotation
                 q, k = attn.q_norm(q), attn.k_norm(k)
             keys, values = cache.keys[attn.layer_idx], cache.values[attn.layer_idx]
-            q = rotary_store(q, k, v, cos, sin, keys, values, cache.position)
-            out = decode_attention(q.unsqueeze(2), keys, values, attend, attn.scaling, skip_empty=cache.ring)
+            new = NewToken(k, v, cos, sin, index, cache.position, cache.ring)
+            out = decode_attention(q.unsqueeze(2), keys, values, valid, attn.scaling, skip_empty=cache.ring, new=new)
             h = attn.o_proj(out.view(rows, -1))
             x, residual = self.add_norm(h, residual, layer.post_attention_layernorm)
             h = layer.mlp(x)

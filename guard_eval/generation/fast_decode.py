@@ -430,6 +430,8 @@ class StaticDecoder:
         if ring:
             s.valid.index_fill_(1, s.cache.position, True)
             attend = s.valid
+        elif self.fused_layers:  # attends to the slots before the new token's itself
+            attend = s.valid[:, :kv_len]
         else:
             attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
         s.cache.ring = ring
