@@ -1,7 +1,7 @@
 """The fast loop's Triton kernels: the decode attention (:mod:`guard_eval.generation.decode_attention`, with the
 rotary embedding and cache write of :mod:`~guard_eval.generation.decode_layers` inside), the packed prefill's cache
-write (:mod:`~guard_eval.generation.packed_prefill`) and :func:`~guard_eval.generation.fast_decode.argmax` (imported
-only when they run).
+write (:mod:`~guard_eval.generation.packed_prefill`), :func:`~guard_eval.generation.fast_decode.argmax` and a decode
+step's bookkeeping (imported only when they run).
 
 Kept in a module of their own: Triton decides at decoration time whether a kernel runs compiled or under
 ``TRITON_INTERPRET=1``, and the interpreter patches ``tl`` in the kernels' module globals.
@@ -144,6 +144,30 @@ def argmax_partial(X, Values, Indices, n_cols, stride_x, SPLITS, BLOCK: tl.const
     first = tl.min(tl.where(x == best, cols, n_cols - 1), 0)  # n_cols - 1: a NaN row still gives a valid id
     tl.store(Values + row * SPLITS + part, best)
     tl.store(Indices + row * SPLITS + part, first)
+
+
+@triton.jit
+def finish_step(
+    Values, Indices, Finished, Out, Tokens, Positions, Step, Eos, pad, n_cols, n_eos, stride_out, width,
+    SPLITS: tl.constexpr, BLOCK_S: tl.constexpr, BLOCK_E: tl.constexpr, CHECK_EOS: tl.constexpr,
+):  # fmt: skip
+    """A decode step's bookkeeping for one row: its token is the first column holding the largest of its
+    :func:`argmax_partial` maxima (the pad token once the row has finished), written into column ``Step % width`` of
+    ``Out`` and as the row's next input; an EOS token finishes the row (``CHECK_EOS``); its position advances."""
+    row = tl.program_id(0)
+    s = tl.arange(0, BLOCK_S)
+    values = tl.load(Values + row * SPLITS + s, mask=s < SPLITS, other=float("-inf"))
+    indices = tl.load(Indices + row * SPLITS + s, mask=s < SPLITS, other=n_cols)
+    token = tl.min(tl.where(values == tl.max(values, 0), indices, n_cols - 1), 0)  # (n_cols - 1: a NaN row)
+    done = tl.load(Finished + row)
+    token = tl.where(done, pad, token)
+    tl.store(Out + row * stride_out + tl.load(Step) % width, token)
+    if CHECK_EOS:
+        e = tl.arange(0, BLOCK_E)
+        eos = tl.load(Eos + e, mask=e < n_eos, other=-1)
+        tl.store(Finished + row, done | (tl.max((eos == token).to(tl.int32), 0) > 0))
+    tl.store(Tokens + row, token)
+    tl.store(Positions + row, tl.load(Positions + row) + 1)
 
 
 @triton.jit

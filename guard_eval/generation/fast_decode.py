@@ -109,13 +109,14 @@ class StaticKVCache:
     while :meth:`prefilling`, a chunk of prompts is written from slot ``offset`` into ``expand`` consecutive rows each.
     """
 
-    def __init__(self, config, rows: int, length: int, dtype: torch.dtype, device: torch.device) -> None:
+    def __init__(self, config, rows: int, length: int, dtype: torch.dtype, device: torch.device,
+                 position: torch.Tensor | None = None) -> None:  # fmt: skip
         kv_heads, head_dim = kv_heads_and_dim(config)
         shape = (rows, kv_heads, length, head_dim)
         self.keys = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.values = [torch.zeros(shape, dtype=dtype, device=device) for _ in range(config.num_hidden_layers)]
         self.rows, self.length = rows, length
-        self.position = torch.zeros(1, dtype=torch.long, device=device)
+        self.position = torch.zeros(1, dtype=torch.long, device=device) if position is None else position
         self._prefill: tuple[int, int, int] | None = None  # (first row, copies per prompt, first slot)
         self._scatter: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, slots) indices
         self._packed: tuple[torch.Tensor, torch.Tensor, int, bool] | None = None  # (row, slot) a token, copies, triton
@@ -188,31 +189,40 @@ def prompt_attention(mask: torch.Tensor) -> torch.Tensor:
     return ((causal & mask[:, None, :]) | torch.eye(width, dtype=torch.bool, device=mask.device)).unsqueeze(1)
 
 
-def argmax(x: torch.Tensor, block: int = 4096) -> torch.Tensor:
-    """``x.argmax(-1)`` of a ``(rows, n)`` tensor (the first index on ties) in Triton: blocks of ``block`` columns in
-    parallel, then the best of their maxima. ``torch.argmax`` over a 128k vocabulary reads the logits at 1.3 TB/s
-    (52 us of a 2.2 ms step at 256 rows on an H200)."""
+def argmax_parts(x: torch.Tensor, block: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """The maxima ``(rows, splits)`` of each ``block`` columns of a ``(rows, n)`` tensor, as float32, and the first
+    column holding each, in one Triton kernel: what :func:`argmax` and the loop's :meth:`StaticDecoder._finish_step`
+    reduce."""
     import triton
 
     from guard_eval.generation._decode_attention_kernels import argmax_partial
 
+    x = x.contiguous()
     rows, n = x.shape
     block = min(block, triton.next_power_of_2(n))
     splits = triton.cdiv(n, block)
     values = torch.empty(rows, splits, dtype=torch.float32, device=x.device)
     indices = torch.empty(rows, splits, dtype=torch.long, device=x.device)
     argmax_partial[(rows, splits)](x, values, indices, n, x.stride(0), splits, BLOCK=block)
+    return values, indices
+
+
+def argmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.argmax(-1)`` of a ``(rows, n)`` tensor (the first index on ties) in Triton: blocks of columns in parallel,
+    then the best of their maxima. ``torch.argmax`` over a 128k vocabulary reads the logits at 1.3 TB/s (52 us of a
+    2.2 ms step at 256 rows on an H200)."""
+    values, indices = argmax_parts(x)
     return indices.gather(1, values.argmax(1, keepdim=True)).squeeze(1)
 
 
-def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float, triton: bool = False) -> torch.Tensor:
-    """Greedy ``argmax``, or a softmax sample (temperature, nucleus ``top_p``) by the Gumbel-max trick; ``triton``:
-    through :func:`argmax`.
+def scores(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """What the next token is the ``argmax`` of: the logits (greedy, ``temperature <= 0``), or the logits with
+    temperature, nucleus ``top_p`` and Gumbel noise (a softmax sample by the Gumbel-max trick).
 
     Gumbel-max needs no ``multinomial`` (whose CUDA kernel syncs with the host), so it can live in a CUDA graph.
     """
     if temperature <= 0:
-        return argmax(logits.contiguous()) if triton else logits.argmax(-1)
+        return logits
     logits = logits.float() / temperature
     if top_p < 1.0:
         sorted_logits, order = logits.sort(-1, descending=True)
@@ -220,7 +230,14 @@ def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float, triton
         drop = probs.cumsum(-1) - probs > top_p  # tokens entirely past the nucleus; the top token always stays
         logits = logits.scatter(-1, order, sorted_logits.masked_fill(drop, float("-inf")))
     noise = torch.empty_like(logits).exponential_()
-    return argmax(logits - noise.log()) if triton else (logits - noise.log()).argmax(-1)
+    return logits - noise.log()
+
+
+def choose_tokens(logits: torch.Tensor, temperature: float, top_p: float, triton: bool = False) -> torch.Tensor:
+    """Greedy ``argmax``, or a softmax sample (temperature, nucleus ``top_p``) by the Gumbel-max trick (:func:`scores`);
+    ``triton``: through :func:`argmax`."""
+    x = scores(logits, temperature, top_p)
+    return argmax(x) if triton else x.argmax(-1)
 
 
 class HostCopy:
@@ -252,6 +269,7 @@ class _Session:
     valid: torch.Tensor  # (rows, length) bool: non-padding prompt slots and every generated slot
     finished: torch.Tensor  # (rows,) bool
     out: torch.Tensor  # (rows, max_new) generated ids
+    counters: torch.Tensor  # (2,): ``step`` and ``cache.position``, advanced by one add a step
     step: torch.Tensor  # (1,) the column of ``out`` the next step writes
     slots: torch.Tensor  # arange(length)
     eos: torch.Tensor
@@ -404,14 +422,16 @@ class StaticDecoder:
         s = self._session = None  # free the old buffers (no reference left, this one included) before new ones
         device = self.device
         longs = {"dtype": torch.long, "device": device}
+        counters = torch.zeros(2, **longs)
         self._session = _Session(
-            cache=StaticKVCache(self.model.config, rows, length, self.dtype, device),
+            cache=StaticKVCache(self.model.config, rows, length, self.dtype, device, position=counters[1:]),
             tokens=torch.zeros(rows, 1, **longs),
             positions=torch.zeros(rows, 1, **longs),
             valid=torch.ones(rows, length, dtype=torch.bool, device=device),
             finished=torch.zeros(rows, dtype=torch.bool, device=device),
             out=torch.full((rows, max_new), self.pad_token_id, **longs),
-            step=torch.zeros(1, **longs),
+            counters=counters,
+            step=counters[:1],
             slots=torch.arange(length, device=device),
             eos=torch.tensor(self.eos_token_ids or [-1], **longs),
             pad=torch.tensor(self.pad_token_id, **longs),
@@ -436,19 +456,36 @@ class StaticDecoder:
             attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
         s.cache.ring = ring
         logits = self._decode_logits(s.tokens, s.positions, attend, s.cache)
-        self._record(s, choose_tokens(logits, temperature, top_p, self.kernels), ignore_eos, ring)
-        s.positions.add_(1)
-        s.cache.position.add_(1)
+        if self.kernels:
+            self._finish_step(s, scores(logits, temperature, top_p), ignore_eos)
+        else:
+            self._record(s, choose_tokens(logits, temperature, top_p), ignore_eos, ring)
+            s.positions.add_(1)
+        s.counters.add_(1)  # the step and the cache's write slot
         if ring:
             s.cache.position.remainder_(s.cache.length)
 
     def _record(self, s: _Session, new: torch.Tensor, ignore_eos: bool, ring: bool = False) -> None:
+        """Rows' new tokens (pad once finished) into ``out``'s column ``step`` and as their next input."""
         new = torch.where(s.finished, s.pad, new)
         s.out.index_copy_(1, s.step.remainder(s.out.shape[1]) if ring else s.step, new.unsqueeze(1))
         if not ignore_eos:
             s.finished.logical_or_(new.unsqueeze(1).eq(s.eos).any(1))
         s.tokens.copy_(new.unsqueeze(1))
-        s.step.add_(1)
+
+    def _finish_step(self, s: _Session, x: torch.Tensor, ignore_eos: bool) -> None:
+        """:meth:`_record` of ``x``'s argmax and the rows' positions advanced, in two Triton kernels (not 9-12)."""
+        import triton
+
+        from guard_eval.generation._decode_attention_kernels import finish_step
+
+        values, indices = argmax_parts(x)
+        splits = values.shape[1]
+        finish_step[(x.shape[0],)](
+            values, indices, s.finished, s.out, s.tokens, s.positions, s.step, s.eos, self.pad_token_id, x.shape[1],
+            s.eos.numel(), s.out.stride(0), s.out.shape[1], SPLITS=splits, BLOCK_S=triton.next_power_of_2(splits),
+            BLOCK_E=triton.next_power_of_2(s.eos.numel()), CHECK_EOS=not ignore_eos,
+        )  # fmt: skip
 
     def _run_step(self, s: _Session, kv_len: int, ring: bool = False) -> None:
         if not self.cuda_graphs:
@@ -519,6 +556,7 @@ class StaticDecoder:
         with self.decoding():
             first = self._prefill(s, input_ids, attention_mask, positions, num_samples, temperature, top_p)
             self._record(s, first, ignore_eos)
+            s.step.fill_(1)
             s.positions.copy_(self._to_device(positions[:, -1:]).repeat_interleave(num_samples, dim=0) + 1)
             s.cache.position.fill_(prompt_len)
             done, check = 1, None
