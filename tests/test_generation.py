@@ -68,7 +68,8 @@ def test_greedy_tokens_equal_plain_generate(sharp_model, lengths, bucket):
 NEEDS_TRITON = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 
 
-@pytest.mark.parametrize("attention", [None, pytest.param("triton", marks=NEEDS_TRITON)])  # triton: the step's bookkeeping in the Triton kernel too
+# triton: the step's bookkeeping (token, EOS check) in the Triton kernel too
+@pytest.mark.parametrize("attention", [None, pytest.param("triton", marks=NEEDS_TRITON)])
 def test_rows_stop_at_eos_like_generate(sharp_model, attention):
     ids, mask = left_padded([12, 7, 3, 12, 9])
     free = plain_generate(sharp_model, ids, mask, 40, eos=None)
