@@ -41,11 +41,10 @@ def sharp(model_type: str, **options):
     return model
 
 
-@pytest.mark.parametrize("splits,ring", [(1, False), (3, False), (2, True)])
-def test_attention_with_the_new_token_rotates_caches_and_attends_like_hf(splits, ring):
+@pytest.mark.parametrize("splits", [1, 3])
+def test_attention_with_the_new_token_rotates_caches_and_attends_like_hf(splits):
     """``decode_attention`` with a ``NewToken``: the query and key rotated as HF's ``apply_rotary_pos_emb``, the key
-    and value written into the slot (nothing else), and attention as SDPA's over the marked slots before it (a ring:
-    on both sides of it) and the new token."""
+    and value written into the slot (nothing else), and attention as SDPA's over the marked slots and the new token."""
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
     from guard_eval.generation.decode_attention import NewToken, decode_attention
@@ -54,26 +53,24 @@ def test_attention_with_the_new_token_rotates_caches_and_attends_like_hf(splits,
     g = torch.Generator().manual_seed(splits)
     qkv = torch.randn(rows, (heads + 2 * kv_heads) * dim, generator=g)  # one GEMM's output: strided head views
     q, k, v = (t.view(rows, -1, dim) for t in qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], -1))
-    angles = torch.rand(40, dim // 2, generator=g) * 6
-    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()  # tables, 40 positions
-    positions = torch.tensor([[3], [39], [17]])
+    angles = torch.rand(rows, dim // 2, generator=g) * 6
+    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
     keys, values = torch.randn(2, rows, kv_heads, length, dim, generator=g)
-    valid = torch.rand(rows, length, generator=g) > 0.3
+    valid = torch.rand(rows, length, generator=g) > 0.3  # on both sides of the slot, as in a ring
+    valid[:, slot] = False
     before_k, before_v = keys.clone(), values.clone()
-    new = NewToken(k, v, cos, sin, positions, torch.tensor([slot]), ring)
+    new = NewToken(k, v, cos, sin, torch.tensor([slot]))
     out = decode_attention(q.unsqueeze(2), keys, values, valid, 0.25, splits=splits, new=new)
 
-    index = positions[:, 0]
-    want_q, want_k = apply_rotary_pos_emb(q.unsqueeze(2), k.unsqueeze(2), cos[index][:, None], sin[index][:, None])
+    want_q, want_k = apply_rotary_pos_emb(q.unsqueeze(2), k.unsqueeze(2), cos[:, None], sin[:, None])
     torch.testing.assert_close(keys[:, :, slot], want_k.squeeze(2), atol=1e-6, rtol=1e-6)
     assert torch.equal(values[:, :, slot], v)
     others = [t for t in range(length) if t != slot]
     assert torch.equal(keys[:, :, others], before_k[:, :, others])
     assert torch.equal(values[:, :, others], before_v[:, :, others])
-    slots = torch.arange(length)
-    attend = valid & ((slots != slot) if ring else (slots < slot)) | (slots == slot)  # the new token always
+    valid[:, slot] = True  # the reference reads the new token from its slot
     want = F.scaled_dot_product_attention(want_q, keys.repeat_interleave(4, 1), values.repeat_interleave(4, 1),
-                                          attn_mask=attend[:, None, None, :], scale=0.25)  # fmt: skip
+                                          attn_mask=valid[:, None, None, :], scale=0.25)  # fmt: skip
     torch.testing.assert_close(out, want.transpose(1, 2), atol=1e-5, rtol=1e-5)
 
 
@@ -121,8 +118,9 @@ def test_liger_add_norm_runs_where_hf_adds_and_normalises(monkeypatch):
         s = decoder._session
         s.cache.position.fill_(ids.shape[1])
         s.positions.copy_(mask.sum(1, keepdim=True))
-        attend = s.valid[:, : ids.shape[1] + 1]
+        attend = s.valid[:, : ids.shape[1] + 1]  # the prompts' slots; ours attends to the new token from registers
         ours = forward(s.tokens, s.positions, attend, s.cache)
+        s.valid[:, ids.shape[1]] = True  # HF's attention reads it from its slot
         theirs = decoder._hf_step(s.tokens, s.positions, attend, s.cache)
     assert len(calls) == 2 * 2 and {c[1:] for c in calls} == {(0.0, "llama", False)}  # 2 layers: 2 adds each
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)

@@ -39,19 +39,33 @@ def _rotated(X, d, cos, sin, mask, HEAD_DIM: tl.constexpr):
 
 
 @triton.jit
+def _add_new_token(q, NewK, NewV, k_slot, v_slot, d, cos, sin, scale, acc, l_i, m_i, HEAD_DIM: tl.constexpr):
+    """The decode step's own token: its key rotated, key and value written into the cache slot, and one more slot in
+    the running softmax (``m_i``, ``l_i``, ``acc``) from registers."""
+    k = _rotated(NewK, d, cos, sin, d < HEAD_DIM, HEAD_DIM).to(k_slot.dtype.element_ty)
+    v = tl.load(NewV + d)
+    tl.store(k_slot + d, k)
+    tl.store(v_slot + d, v)
+    qk = tl.sum(q.to(tl.float32) * k.to(tl.float32)[None, :], 1) * scale
+    m_new = tl.maximum(m_i, qk)
+    alpha = tl.exp(m_i - m_new)  # (m_new is finite: the new token is always attended)
+    p = tl.exp(qk - m_new)
+    return acc * alpha[:, None] + p[:, None] * v.to(tl.float32)[None, :], l_i * alpha + p, m_new
+
+
+@triton.jit
 def partial_attention(
     Q, K, V, Mask, Out, Acc, Stats,
     stride_qb, stride_qh, stride_kb, stride_kh, stride_kt, stride_vb, stride_vh, stride_vt, stride_mb,
     kv_len, split_len, scale,
-    NewK, NewV, Cos, Sin, Positions, Slot, stride_nkb, stride_nkh, stride_nvb, stride_nvh, stride_table, table_rows,
+    NewK, NewV, Cos, Sin, Slot, stride_nkb, stride_nkh, stride_nvb, stride_nvh, stride_cos,
     GROUPS: tl.constexpr, BLOCK_G: tl.constexpr, BLOCK_N: tl.constexpr, HEAD_DIM: tl.constexpr,
-    SPLITS: tl.constexpr, PRECISION: tl.constexpr, SKIP_EMPTY: tl.constexpr, NEW: tl.constexpr, RING: tl.constexpr,
+    SPLITS: tl.constexpr, PRECISION: tl.constexpr, SKIP_EMPTY: tl.constexpr, NEW: tl.constexpr,
 ):  # fmt: skip
     """Attention of one row's query heads of one KV head over one split of its cache slots (``Mask`` marks the
     attended ones). ``NEW``: the decode step's token itself comes in too, its query, key and value straight from
-    the q/k/v GEMM. The kernel rotates them (``Cos``/``Sin`` tables indexed by the row's position), writes the
-    key and value into slot ``Slot`` of the caches (split 0 does), and attends to the marked slots before ``Slot``
-    (``RING``: every marked slot but ``Slot``) and to the new token, held in registers."""
+    the q/k/v GEMM: the kernel rotates them (the row's ``Cos``/``Sin``), writes the key and value into slot ``Slot``
+    of the caches and attends to the token from registers (split 0 does both)."""
     row, kv_head, split = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     g = tl.arange(0, BLOCK_G)
     d = tl.arange(0, HEAD_DIM)
@@ -60,34 +74,20 @@ def partial_attention(
     q_rows = Q + row * stride_qb + heads[:, None] * stride_qh
     k_base = K + row * stride_kb + kv_head * stride_kh
     v_base = V + row * stride_vb + kv_head * stride_vh
+    if NEW:
+        cos = tl.load(Cos + row * stride_cos + d).to(tl.float32)
+        sin = tl.load(Sin + row * stride_cos + d).to(tl.float32)
+        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM).to(Q.dtype.element_ty)
+    else:
+        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)
     m_i = tl.full([BLOCK_G], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_G], tl.float32)
     acc = tl.zeros([BLOCK_G, HEAD_DIM], tl.float32)
     lo = split * split_len
     hi = tl.minimum(lo + split_len, kv_len)
-    if NEW:
-        at = tl.minimum(tl.load(Positions + row), table_rows - 1) * stride_table  # idle ring rows run past the table
-        cos, sin = tl.load(Cos + at + d).to(tl.float32), tl.load(Sin + at + d).to(tl.float32)
-        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM).to(Q.dtype.element_ty)
-        slot = tl.load(Slot)
-        if not RING:
-            hi = tl.minimum(hi, slot)  # later slots hold nothing yet
-        if split == 0:  # the new token: into the cache, and the first slot of the running softmax
-            k = _rotated(NewK + row * stride_nkb + kv_head * stride_nkh, d, cos, sin, d < HEAD_DIM, HEAD_DIM)
-            k = k.to(K.dtype.element_ty)
-            v = tl.load(NewV + row * stride_nvb + kv_head * stride_nvh + d)
-            tl.store(k_base + slot * stride_kt + d, k)
-            tl.store(v_base + slot * stride_vt + d, v)
-            m_i = tl.sum(q.to(tl.float32) * k.to(tl.float32)[None, :], 1) * scale
-            l_i += 1.0
-            acc += v.to(tl.float32)[None, :]
-    else:
-        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)
     for start in range(lo, hi, BLOCK_N):
         n = start + tl.arange(0, BLOCK_N)
         attend = tl.load(Mask + row * stride_mb + n, mask=n < hi, other=0) != 0
-        if NEW:
-            attend = attend & (n != slot)  # (the new token is already in)
         # Skipping a block no slot of which is attended is a branch, and a branch stops Triton pipelining the loads:
         # 15-18% slower at 256 rows when most blocks are attended (a left-padded batch). A continuous batch's ring
         # is mostly other rows' slots, so there it pays (SKIP_EMPTY).
@@ -98,6 +98,14 @@ def partial_attention(
         else:
             acc, l_i, m_i = _attend_block(q, k_base, v_base, n, d, attend, stride_kt, stride_vt, scale,
                                           acc, l_i, m_i, PRECISION)  # fmt: skip
+    if NEW:  # after the loop: a branch before it slowed the loop down (benchmarks/fused_attention_probe.py)
+        slot = tl.load(Slot)
+        new_k, new_v = NewK + row * stride_nkb + kv_head * stride_nkh, NewV + row * stride_nvb + kv_head * stride_nvh
+        k_slot, v_slot = k_base + slot * stride_kt, v_base + slot * stride_vt
+        if SPLITS == 1:
+            acc, l_i, m_i = _add_new_token(q, new_k, new_v, k_slot, v_slot, d, cos, sin, scale, acc, l_i, m_i, HEAD_DIM)
+        elif split == 0:
+            acc, l_i, m_i = _add_new_token(q, new_k, new_v, k_slot, v_slot, d, cos, sin, scale, acc, l_i, m_i, HEAD_DIM)
     if SPLITS == 1:
         out = acc / tl.where(l_i > 0, l_i, 1.0)[:, None]  # (l_i is 0 only in the padding rows of the group)
         tl.store(Out + (row * GROUPS * tl.num_programs(1) + heads)[:, None] * HEAD_DIM + d[None, :],

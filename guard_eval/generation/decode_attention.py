@@ -85,24 +85,21 @@ def choose_splits(rows: int, kv_heads: int, kv_len: int, block: int = 128, progr
 class NewToken(NamedTuple):
     """A decode step's own token for :func:`decode_attention` to rotate, cache and attend to, in the same kernel.
 
-    ``key``/``value (B, KVH, D)`` come straight from the q/k/v GEMM (strided head views are fine); ``cos``/``sin``
-    ``(P, D)`` are the rotary tables by position and ``positions (B,)`` each row's position in them; ``slot`` (a
-    1-element device tensor) is the cache slot every row writes; ``ring``: the cache is a ring (continuous
-    batching), so marked slots after ``slot`` are attended too."""
+    ``key``/``value (B, KVH, D)`` come straight from the q/k/v GEMM (strided head views are fine), ``cos``/``sin``
+    ``(B, D)`` are each row's rotary embedding, ``slot`` (a 1-element device tensor) is the cache slot every row
+    writes it into."""
 
     key: torch.Tensor
     value: torch.Tensor
     cos: torch.Tensor
     sin: torch.Tensor
-    positions: torch.Tensor
     slot: torch.Tensor
-    ring: bool = False
 
 
 def decode_attention(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attend: torch.Tensor, scale: float,
-    splits: int | None = None, block: int = 128, num_warps: int = 2, num_stages: int = 2, skip_empty: bool = False,
-    new: NewToken | None = None,
+    splits: int | None = None, block: int = 128, num_warps: int | None = None, num_stages: int = 2,
+    skip_empty: bool = False, new: NewToken | None = None,
 ) -> torch.Tensor:  # fmt: skip
     """One decode step's attention: ``query (B, H, 1, D)`` over the cache ``key/value (B, KVH, T, D)``.
 
@@ -112,10 +109,12 @@ def decode_attention(
     dtype, as HF attention functions do.
 
     ``new``: the step's token (:class:`NewToken`) is not in the cache yet and ``query`` is not rotated; the kernel
-    rotates the query and key, writes the key and value into slot ``new.slot``, and attends to the marked slots
-    before it (all but it in a ring) and to the token. One kernel instead of a rotary, a cache write and attention.
+    rotates the query and key, writes the key and value into slot ``new.slot`` and attends to the marked slots (which
+    must not include that one) and to the token. One kernel instead of a rotary, a cache write and attention.
     """
     partial_attention, merge_splits = _kernels()
+    if num_warps is None:  # measured on an H200 (benchmarks/results/round11-h200/)
+        num_warps = 4 if new is not None else 2
     batch, heads, _, dim = query.shape
     kv_heads, kv_len = key.shape[1], attend.shape[-1]
     groups = heads // kv_heads
@@ -138,21 +137,20 @@ def decode_attention(
         acc = stats = out  # unused
     precision = "ieee" if query.dtype == torch.float32 else "tf32"
     if new is None:
-        new_args = (q, q, q, q, q, q, 0, 0, 0, 0, 0, 1)  # unused
+        new_args = (q, q, q, q, q, 0, 0, 0, 0, 0)  # unused
     else:
-        k, v = new.key, new.value
-        if k.stride(-1) != 1 or v.stride(-1) != 1 or not (new.cos.is_contiguous() and new.sin.is_contiguous()):
-            raise ValueError("decode_attention: new.key/value need a contiguous last dimension, new.cos/sin must "
-                             "be contiguous")
-        new_args = (k, v, new.cos, new.sin, new.positions.reshape(batch), new.slot, k.stride(0), k.stride(1),
-                    v.stride(0), v.stride(1), new.cos.stride(0), new.cos.shape[0])  # fmt: skip
+        k, v, cos, sin = new.key, new.value, new.cos, new.sin
+        if any(t.stride(-1) != 1 for t in new[:4]) or cos.stride(0) != sin.stride(0):
+            raise ValueError("decode_attention: new.key/value/cos/sin need a contiguous last dimension, and cos and "
+                             "sin the same row stride")  # fmt: skip
+        new_args = (k, v, cos, sin, new.slot, k.stride(0), k.stride(1), v.stride(0), v.stride(1), cos.stride(0))
     partial_attention[(batch, kv_heads, splits)](
         q, key, value, attend, out, acc, stats,
         q.stride(0), q.stride(1), key.stride(0), key.stride(1), key.stride(2),
         value.stride(0), value.stride(1), value.stride(2), attend.stride(0),
         kv_len, split_len, scale, *new_args,
         GROUPS=groups, BLOCK_G=block_g, BLOCK_N=block, HEAD_DIM=dim, SPLITS=splits, PRECISION=precision,
-        SKIP_EMPTY=skip_empty, NEW=new is not None, RING=new is not None and new.ring,
+        SKIP_EMPTY=skip_empty, NEW=new is not None,
         num_warps=num_warps, num_stages=num_stages,
     )  # fmt: skip
     if splits > 1:

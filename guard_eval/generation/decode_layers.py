@@ -82,8 +82,8 @@ def _add_norm_modules(x, residual, norm):
 
 class DecodeLayers:
     """The decode-step forward of one model: ``logits (B, V)`` for ``tokens (B, 1)`` at ``positions (B, 1)``, each row
-    attending to its new token (written into slot ``cache.position``) and to the slots ``valid (B, kv_len)`` marks
-    before that slot (``cache.ring``: every marked slot but it)."""
+    attending to its new token (written into slot ``cache.position``, which ``valid`` must not mark yet) and to the
+    cache slots ``valid (B, kv_len)`` marks."""
 
     def __init__(self, model, fused_add_norm: bool) -> None:
         base = _base(model)
@@ -94,25 +94,31 @@ class DecodeLayers:
                     for layer in self.layers]  # fmt: skip
         rope = getattr(self.inner.rotary_emb, "rope_type", "default")
         self.rope_by_step = "dynamic" in rope or rope == "longrope"  # tables that depend on the sequence length
-        self._tables: tuple[torch.Tensor, torch.Tensor] | None = None  # (cos, sin) by position
+        self._tables: torch.Tensor | None = None  # (2, positions, D): cos and sin by position
 
-    def rotary(self, h: torch.Tensor, positions: torch.Tensor, slots: int):
-        """(cos, sin, index): the rotary tables and each row's index into them, for positions below ``slots``."""
+    def rotary(self, h: torch.Tensor, positions: torch.Tensor, cache) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each row's rotary ``cos``/``sin (B, D)`` at ``positions (B, 1)``: rows of tables the model's own rotary
+        module computed once for the cache's positions (one gather a step, not the module's 9 kernels)."""
         rows = positions.shape[0]
         if self.rope_by_step:
-            cos, sin = (t.view(rows, -1) for t in self.inner.rotary_emb(h, position_ids=positions))
-            return cos, sin, torch.arange(rows, device=h.device)
-        if self._tables is None or self._tables[0].shape[0] < slots or self._tables[0].dtype != h.dtype:
+            cos, sin = self.inner.rotary_emb(h, position_ids=positions)
+            return cos.view(rows, -1), sin.view(rows, -1)
+        slots = cache.length
+        if self._tables is None or self._tables.shape[1] < slots or self._tables.dtype != h.dtype:
             at = torch.arange(slots, device=h.device)[None]
-            self._tables = tuple(t[0] for t in self.inner.rotary_emb(h, position_ids=at))  # (built before capture)
-        return (*self._tables, positions)
+            self._tables = torch.cat(self.inner.rotary_emb(h, position_ids=at))  # (built before a graph is captured)
+        index = positions.view(-1)
+        if cache.ring:  # a ring's idle rows keep counting past every position
+            index = index.clamp(max=self._tables.shape[1] - 1)
+        cos, sin = self._tables.index_select(1, index)
+        return cos, sin
 
     def __call__(self, tokens, positions, valid, cache) -> torch.Tensor:
         from guard_eval.generation.decode_attention import NewToken, decode_attention
 
         rows = tokens.shape[0]
         h = self.inner.embed_tokens(tokens)
-        cos, sin, index = self.rotary(h, positions, cache.length)
+        cos, sin = self.rotary(h, positions, cache)
         h, residual = h.view(rows, -1), None
         for layer, qkv in zip(self.layers, self.qkv):
             attn = layer.self_attn
@@ -125,7 +131,7 @@ class DecodeLayers:
             if hasattr(attn, "q_norm"):  # Qwen3: RMSNorm over each head before the rotation
                 q, k = attn.q_norm(q), attn.k_norm(k)
             keys, values = cache.keys[attn.layer_idx], cache.values[attn.layer_idx]
-            new = NewToken(k, v, cos, sin, index, cache.position, cache.ring)
+            new = NewToken(k, v, cos, sin, cache.position)
             out = decode_attention(q.unsqueeze(2), keys, values, valid, attn.scaling, skip_empty=cache.ring, new=new)
             h = attn.o_proj(out.view(rows, -1))
             x, residual = self.add_norm(h, residual, layer.post_attention_layernorm)

@@ -266,12 +266,11 @@ class _Session:
     cache: StaticKVCache
     tokens: torch.Tensor  # (rows, 1): the token fed to the next step
     positions: torch.Tensor  # (rows, 1): its rotary position
-    valid: torch.Tensor  # (rows, length) bool: non-padding prompt slots and every generated slot
+    valid: torch.Tensor  # (rows, length) bool: the slots written so far (non-padding prompt slots, decoded tokens')
     finished: torch.Tensor  # (rows,) bool
     out: torch.Tensor  # (rows, max_new) generated ids
     counters: torch.Tensor  # (2,): ``step`` and ``cache.position``, advanced by one add a step
     step: torch.Tensor  # (1,) the column of ``out`` the next step writes
-    slots: torch.Tensor  # arange(length)
     eos: torch.Tensor
     pad: torch.Tensor
     sampling: tuple[float, float, bool] = (0.0, 1.0, False)  # (temperature, top_p, ignore_eos) the graphs hold
@@ -432,7 +431,6 @@ class StaticDecoder:
             out=torch.full((rows, max_new), self.pad_token_id, **longs),
             counters=counters,
             step=counters[:1],
-            slots=torch.arange(length, device=device),
             eos=torch.tensor(self.eos_token_ids or [-1], **longs),
             pad=torch.tensor(self.pad_token_id, **longs),
             sampling=sampling,
@@ -447,15 +445,13 @@ class StaticDecoder:
         ``ring`` (continuous batching): the cache is a ring that every row writes at the same slot; a row attends to
         the slots ``valid`` marks (its prompt's and its own tokens'), and ``out`` is a ring of columns."""
         temperature, top_p, ignore_eos = s.sampling
-        if ring:
+        attend = s.valid if ring else s.valid[:, :kv_len]
+        if not self.fused_layers:  # HF's attention reads the new token from the slot it has just written
             s.valid.index_fill_(1, s.cache.position, True)
-            attend = s.valid
-        elif self.fused_layers:  # attends to the slots before the new token's itself
-            attend = s.valid[:, :kv_len]
-        else:
-            attend = s.valid[:, :kv_len] & (s.slots[:kv_len] <= s.cache.position)
         s.cache.ring = ring
         logits = self._decode_logits(s.tokens, s.positions, attend, s.cache)
+        if self.fused_layers:  # the own layers attend to it from registers, and to the slots written before it
+            s.valid.index_fill_(1, s.cache.position, True)
         if self.kernels:
             self._finish_step(s, scores(logits, temperature, top_p), ignore_eos)
         else:
@@ -548,7 +544,7 @@ class StaticDecoder:
         rows = prompts * num_samples
         length = -(-(prompt_len + max_new_tokens - 1) // self.bucket) * self.bucket
         s = self._session_for(rows, length, max_new_tokens, (temperature, top_p, ignore_eos))
-        s.valid.fill_(True)
+        s.valid.fill_(False)
         s.valid[:, :prompt_len] = self._to_device(attention_mask).repeat_interleave(num_samples, dim=0)
         s.finished.fill_(False)
         s.out.fill_(self.pad_token_id)
