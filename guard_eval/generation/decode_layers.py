@@ -1,8 +1,8 @@
 """The fast loop's own forward of a decode step: the model's modules and weights, fewer kernels between them.
 
 HF's decoder layer is written op by op; with Liger's kernels, the fused projections and the Triton decode attention
-on, a decode step of a 16-layer 1B Llama still ran 278 kernels. This forward runs the same modules and weights in 182
-(docs/performance.md, "Round 7"):
+on, a decode step of a 16-layer 1B Llama still ran 278 kernels. With this forward the whole step runs 137
+(docs/performance.md, "Round 7" and "Round 11"):
 
 * each residual add is fused into the RMSNorm after it (Liger's ``fused_add_rms_norm`` when the fused kernels are
   on; otherwise the add and the layer's own norm), so a layer's output is carried as ``(update, residual)`` pairs;
