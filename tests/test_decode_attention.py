@@ -110,7 +110,7 @@ def test_argmax_and_packed_store_kernels_match_torch():
 def test_continuous_batching_through_the_kernel_skips_its_rings_empty_blocks(sharp_model, monkeypatch):  # noqa: F811
     """The ring of a continuous batch is mostly other rows' slots: its steps ask the kernel to skip blocks with no
     attended slot, a left-padded batch's steps do not, and both decode ``generate``'s tokens (rows ending at an EOS
-    at different steps: the Triton step bookkeeping finishes them)."""
+    at different steps: the Triton step bookkeeping finishes them; a second EOS id, outside the vocabulary, too)."""
     ids, mask = left_padded([12, 7, 3, 12, 9, 5])
     prompts = [row[m.bool()].tolist() for row, m in zip(ids, mask)]
     eos = int(plain_generate(sharp_model, ids, mask, 10, eos=None)[0, 3])
@@ -119,7 +119,7 @@ def test_continuous_batching_through_the_kernel_skips_its_rings_empty_blocks(sha
     assert len({len(row) for row in ended}) > 1, "rows should end at different steps"
     calls, real = [], attention.decode_attention
     monkeypatch.setattr(attention, "decode_attention", lambda *a, **kw: calls.append(kw["skip_empty"]) or real(*a, **kw))
-    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[eos], bucket=4, check_every=3,
+    decoder = StaticDecoder(sharp_model, pad_token_id=PAD, eos_token_ids=[eos, 1000], bucket=4, check_every=3,
                             decode_attention="triton")  # fmt: skip
     assert decoder.generate_continuous(prompts, rows=2, max_new_tokens=10) == ended
     assert calls and all(calls)
