@@ -8,7 +8,8 @@ one part of the new-token path removed (text patches of ``_decode_attention_kern
 ``--old-kernels FILE``: also the previous design from that kernel module, its ``rotary_store`` kernel then the
 attention. Microseconds per layer, median of 20 replays.
 
-    python benchmarks/fused_attention_probe.py --rows 256 64 --old-kernels .gpu/old/guard_eval/generation/_decode_attention_kernels.py
+    python benchmarks/fused_attention_probe.py --rows 256 64 \\
+        --old-kernels .gpu/old/guard_eval/generation/_decode_attention_kernels.py
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guard_eval.generation import decode_attention as attention  # noqa: E402
+from guard_eval.generation import decode_attention as attention
 
 SOURCE = Path(attention.__file__).with_name("_decode_attention_kernels.py").read_text()
 PATCHES = {
-    "no-rotation": [("        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM).to(Q.dtype.element_ty)",
+    "no-rotation": [(("        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM)"
+                      ".to(Q.dtype.element_ty)"),
                      "        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)")],
     "no-store": [("    tl.store(k_slot + d, k)\n    tl.store(v_slot + d, v)\n", "")],
 }  # fmt: skip
@@ -70,6 +72,61 @@ def timed(fn, repeats: int = 20) -> float:
     return statistics.median(times)
 
 
+def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[dict]:
+    """The cases' microseconds per layer at ``rows`` rows."""
+    heads, kv_heads, dim, prompt, bucket = 32, 8, 64, 218, 128
+    slot = prompt + generated - 1
+    kv_len = -(-(slot + 1) // bucket) * bucket
+    length = kv_len + bucket
+    dev = {"device": "cuda", "dtype": torch.bfloat16}
+    qkv = torch.randn(rows, (heads + 2 * kv_heads) * dim, **dev)
+    q, k, v = (t.view(rows, -1, dim) for t in qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], -1))
+    caches = [(torch.randn(rows, kv_heads, length, dim, **dev), torch.randn(rows, kv_heads, length, dim, **dev))
+              for _ in range(layers)]  # fmt: skip
+    valid = torch.zeros(rows, length, dtype=torch.bool, device="cuda")  # the slots written before the new one
+    valid[:, prompt // 4 : slot] = True  # (some left padding)
+    attend = valid[:, :kv_len].clone()  # the previous design's mask: the new token's slot too
+    attend[:, slot] = True
+    cos, sin = torch.randn(2, rows, dim, **dev)
+    at = torch.tensor([slot], device="cuda")
+    q_in = q.contiguous()  # the query as the previous design's rotary kernel left it
+
+    def run(case: str, warps: int, stages: int):
+        def fn():
+            for keys, values in caches:
+                if case == "new":
+                    token = attention.NewToken(k, v, cos, sin, at)
+                    attention.decode_attention(q.unsqueeze(2), keys, values, valid[:, :kv_len], 0.125, new=token,
+                                               num_warps=warps, num_stages=stages)  # fmt: skip
+                    continue
+                query = q_in
+                if case == "old":
+                    query = torch.empty_like(q_in)
+                    old.rotary_store[(rows,)](
+                        q, k, v, cos, sin, query, keys, values, at, q.stride(0), q.stride(1), k.stride(0),
+                        k.stride(1), v.stride(0), v.stride(1), cos.stride(0), sin.stride(0), keys.stride(0),
+                        keys.stride(1), keys.stride(2), HEADS=heads, KV_HEADS=kv_heads, BLOCK_H=heads, HALF=dim // 2,
+                    )  # fmt: skip
+                attention.decode_attention(query.unsqueeze(2), keys, values, attend, 0.125, num_warps=warps,
+                                           num_stages=stages)  # fmt: skip
+        return fn
+
+    results = []
+    for name, pair in kernels.items():
+        attention._kernels = lambda pair=pair: pair
+        cases = [("new", 2, 2), ("new", 4, 2)]
+        if name == "shipped":
+            cases = [("without new", 2, 2), ("without new", 4, 2), ("new", 2, 2), ("new", 4, 2), ("new", 4, 1),
+                     ("new", 8, 2)]  # fmt: skip
+            if old is not None:
+                cases.insert(0, ("old", 2, 2))
+        for case, warps, stages in cases:
+            us = timed(run(case, warps, stages)) / layers
+            results.append({"rows": rows, "kernel": name, "case": case, "warps": warps, "stages": stages, "us": us})
+            print(json.dumps(results[-1]), flush=True)
+    return results
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, nargs="+", default=[256])
@@ -78,62 +135,11 @@ def main() -> None:
     p.add_argument("--old-kernels", type=Path)
     p.add_argument("--json")
     args = p.parse_args()
-    heads, kv_heads, dim, prompt, bucket = 32, 8, 64, 218, 128
     folder = Path(tempfile.mkdtemp())
     kernels = {"shipped": attention._kernels()}
     kernels.update({name: variant(name, patches, folder) for name, patches in PATCHES.items()})
     old = load(args.old_kernels) if args.old_kernels else None
-    results = []
-    for rows in args.rows:
-        slot = prompt + args.generated - 1
-        kv_len = -(-(slot + 1) // bucket) * bucket
-        length = kv_len + bucket
-        dev = {"device": "cuda", "dtype": torch.bfloat16}
-        qkv = torch.randn(rows, (heads + 2 * kv_heads) * dim, **dev)
-        q, k, v = (t.view(rows, -1, dim) for t in qkv.split([heads * dim, kv_heads * dim, kv_heads * dim], -1))
-        caches = [(torch.randn(rows, kv_heads, length, dim, **dev), torch.randn(rows, kv_heads, length, dim, **dev))
-                  for _ in range(args.layers)]  # fmt: skip
-        valid = torch.zeros(rows, length, dtype=torch.bool, device="cuda")  # the slots written before the new one
-        valid[:, prompt // 4 : slot] = True  # (some left padding)
-        attend = valid[:, :kv_len].clone()  # the previous design's mask: the new token's slot too
-        attend[:, slot] = True
-        cos, sin = torch.randn(2, rows, dim, **dev)
-        at = torch.tensor([slot], device="cuda")
-        q_in = q.contiguous()  # the query as the previous design's rotary kernel left it
-
-        def run(case: str, warps: int = 2, stages: int = 2):
-            def fn():
-                for keys, values in caches:
-                    if case == "new":
-                        token = attention.NewToken(k, v, cos, sin, at)
-                        attention.decode_attention(q.unsqueeze(2), keys, values, valid[:, :kv_len], 0.125, new=token,
-                                                   num_warps=warps, num_stages=stages)  # fmt: skip
-                        continue
-                    query = q_in
-                    if case == "old":
-                        query = torch.empty_like(q_in)
-                        old.rotary_store[(rows,)](
-                            q, k, v, cos, sin, query, keys, values, at, q.stride(0), q.stride(1), k.stride(0),
-                            k.stride(1), v.stride(0), v.stride(1), cos.stride(0), sin.stride(0), keys.stride(0),
-                            keys.stride(1), keys.stride(2), HEADS=heads, KV_HEADS=kv_heads, BLOCK_H=heads, HALF=dim // 2,
-                        )  # fmt: skip
-                    attention.decode_attention(query.unsqueeze(2), keys, values, attend, 0.125, num_warps=warps,
-                                               num_stages=stages)  # fmt: skip
-            return fn
-
-        for name, pair in kernels.items():
-            attention._kernels = lambda pair=pair: pair
-            cases = [("new", 2, 2), ("new", 4, 2)]
-            if name == "shipped":
-                cases = [("without new", 2, 2), ("without new", 4, 2), ("new", 2, 2), ("new", 4, 2), ("new", 4, 1),
-                         ("new", 8, 2)]  # fmt: skip
-                if old is not None:
-                    cases.insert(0, ("old", 2, 2))
-            for case, warps, stages in cases:
-                us = timed(run(case, warps, stages)) / args.layers
-                row = {"rows": rows, "kernel": name, "case": case, "warps": warps, "stages": stages, "us": us}
-                results.append(row)
-                print(json.dumps(row), flush=True)
+    results = [row for rows in args.rows for row in measure(rows, args.generated, args.layers, kernels, old)]
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 

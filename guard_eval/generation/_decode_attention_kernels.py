@@ -102,7 +102,7 @@ def partial_attention(
         slot = tl.load(Slot)
         new_k, new_v = NewK + row * stride_nkb + kv_head * stride_nkh, NewV + row * stride_nvb + kv_head * stride_nvh
         k_slot, v_slot = k_base + slot * stride_kt, v_base + slot * stride_vt
-        if SPLITS == 1:
+        if SPLITS == 1:  # noqa: SIM114 -- a compile-time branch; `or split == 0` would make it a runtime one
             acc, l_i, m_i = _add_new_token(q, new_k, new_v, k_slot, v_slot, d, cos, sin, scale, acc, l_i, m_i, HEAD_DIM)
         elif split == 0:
             acc, l_i, m_i = _add_new_token(q, new_k, new_v, k_slot, v_slot, d, cos, sin, scale, acc, l_i, m_i, HEAD_DIM)
