@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+# (benchmarks/ is on the path when run as a script)
+from decode_attention_bench import timed
 
 from guard_eval.generation import decode_attention as attention
 
@@ -53,23 +55,6 @@ def load(path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def timed(fn, repeats: int = 20) -> float:
-    fn()
-    torch.cuda.synchronize()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        graph.replay()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) * 1e3)
-    return statistics.median(times)
 
 
 def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[dict]:
@@ -121,7 +106,7 @@ def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[
             if old is not None:
                 cases.insert(0, ("old", 2, 2))
         for case, warps, stages in cases:
-            us = timed(run(case, warps, stages)) / layers
+            us = timed(run(case, warps, stages), repeats=20) / layers
             results.append({"rows": rows, "kernel": name, "case": case, "warps": warps, "stages": stages, "us": us})
             print(json.dumps(results[-1]), flush=True)
     return results

@@ -93,8 +93,8 @@ class HFBackend:
     is installed, ``false`` turns them off), ``fused_projections`` (one GEMM for each layer's q/k/v and one for
     gate/up in the fast loop; default: on CUDA, ``false`` turns it off), ``decode_attention`` (``triton``: decode
     attention reads only each row's attended cache blocks; ``sdpa``; default: Triton on CUDA when installed),
-    ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary and cache writes
-    in one kernel; default: on with the Triton attention, ``false`` turns it off), ``packed_prefill`` (prefill
+    ``fused_layers`` (the loop's own decode-step forward: residual adds fused into the norms, rotary, cache write
+    and attention in one kernel; default: on with the Triton attention, ``false`` turns it off), ``packed_prefill`` (prefill
     prompts packed without padding, attended with flash varlen; default: on CUDA in bf16/fp16 when torch has it,
     ``false`` turns it off), ``max_batch_tokens`` (a batch
     holds at most this many KV-cache slots, rows x (prompt + new tokens) x samples: long prompts get fewer rows than

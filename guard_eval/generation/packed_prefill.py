@@ -42,8 +42,12 @@ def unsupported_reason(config, device_type: str, dtype: torch.dtype) -> str | No
         return f"flash varlen attention needs bf16 or fp16 (model is {dtype})"
     if _varlen_attn() is None:
         return f"torch {torch.__version__} has no torch.nn.attention.varlen"
-    if _head_dim(config) > MAX_HEAD_DIM:
-        return f"head size {_head_dim(config)} > {MAX_HEAD_DIM}"
+    # imported here: fast_decode imports this module
+    from guard_eval.generation.fast_decode import kv_heads_and_dim
+
+    head_dim = kv_heads_and_dim(config)[1]
+    if head_dim > MAX_HEAD_DIM:
+        return f"head size {head_dim} > {MAX_HEAD_DIM}"
     return None
 
 
@@ -58,10 +62,6 @@ def resolve(config, device_type: str, dtype: torch.dtype, requested: bool | None
     if requested:
         return True, f"prompts packed without padding, SDPA per prompt ({reason})"
     return False, reason
-
-
-def _head_dim(config) -> int:
-    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
 
 
 @dataclass
