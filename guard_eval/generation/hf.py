@@ -34,20 +34,24 @@ def add_special_tokens(prompts: Sequence[Prompt]) -> bool:
     return not any(isinstance(p, list) for p in prompts)
 
 
-def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool, per_thread: int = 64) -> list[list[int]]:
+def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool, per_thread: int = 16) -> list[list[int]]:
     """``tokenizer(texts, add_special_tokens=...)["input_ids"]``, on every core: a fast tokenizer's Rust encoder runs
     over slices of ``texts`` in threads (it releases the GIL), so it does not run on one core when
-    ``TOKENIZERS_PARALLELISM=false`` (512 guard prompts: 214 ms of a 1.89 s throughput run on the H200 host).
+    ``TOKENIZERS_PARALLELISM=false`` (512 guard prompts: 214 ms of a 1.89 s throughput run on the H200 host), and
+    without the character offsets nobody reads (``encode_batch_fast``: a third less time on one core).
     Tokenizers with truncation or padding set on their backend, and slow ones, go through the tokenizer itself."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     threads = min(os.cpu_count() or 1, len(texts) // per_thread)
     if backend is None or backend.truncation or backend.padding or threads < 2:
         return tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # (tokenizers < 0.21 lacks the first)
     size = -(-len(texts) // threads)
+
+    def ids(start: int) -> list[list[int]]:
+        return [encoding.ids for encoding in encode(texts[start : start + size], add_special_tokens=add_special_tokens)]
+
     with ThreadPoolExecutor(threads) as pool:
-        parts = pool.map(lambda i: backend.encode_batch(texts[i : i + size], add_special_tokens=add_special_tokens),
-                         range(0, len(texts), size))  # fmt: skip
-        return [encoding.ids for part in parts for encoding in part]
+        return [row for part in pool.map(ids, range(0, len(texts), size)) for row in part]
 
 
 def left_padded(ids: list[list[int]], pad_token_id: int):
