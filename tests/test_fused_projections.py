@@ -87,7 +87,7 @@ def test_fuse_storage_shares_one_storage_per_group_with_the_same_values(model):
     assert not torch.equal(q.weight, before["model.layers.0.self_attn.q_proj.weight"])
 
 
-def test_applied_runs_one_gemm_per_group_inside_the_block_only(model, linear_calls):
+def test_applied_runs_one_gemm_per_group_inside_the_block_only(model, linear_calls, monkeypatch):
     with torch.no_grad():
         reference = model(IDS).logits
         assert len(linear_calls) == 2 * 7 + 1  # q, k, v, o, gate, up, down per layer + lm_head
@@ -104,6 +104,14 @@ def test_applied_runs_one_gemm_per_group_inside_the_block_only(model, linear_cal
             other = attn.v_proj(y)  # another input than q's: computed alone, and right
             assert linear_calls == [128, 32]
             torch.testing.assert_close(other, F.linear(y, attn.v_proj.weight, attn.v_proj.bias))
+            linear_calls.clear()
+            separate_from = fused_projections.SEPARATE_QKV_FROM
+            monkeypatch.setattr(fused_projections, "SEPARATE_QKV_FROM", 5)  # x has 6 tokens: a "prefill"
+            q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+            assert linear_calls == [64, 32, 32] and q.is_contiguous() and k.is_contiguous()  # each its own GEMM
+            for proj, out in ((attn.q_proj, q), (attn.k_proj, k), (attn.v_proj, v)):
+                torch.testing.assert_close(out, F.linear(x, proj.weight, proj.bias))
+            monkeypatch.setattr(fused_projections, "SEPARATE_QKV_FROM", separate_from)
         linear_calls.clear()
         after = model(IDS).logits
     assert len(linear_calls) == 15
