@@ -31,11 +31,21 @@ from decode_attention_bench import timed
 from guard_eval.generation import decode_attention as attention
 
 SOURCE = Path(attention.__file__).with_name("_decode_attention_kernels.py").read_text()
+MASK_LOAD = "attend = tl.load(Mask + row * stride_mb + n, mask=n < hi, other=0) != 0"
 PATCHES = {
     "no-rotation": [(("        q = _rotated(q_rows, d[None, :], cos[None, :], sin[None, :], in_group, HEAD_DIM)"
                       ".to(Q.dtype.element_ty)"),
                      "        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)")],
     "no-store": [("    tl.store(k_slot + d, k)\n    tl.store(v_slot + d, v)\n", "")],
+    # the attended slots from bounds instead of the mask (the probe's rows attend to slots 54 .. the new one's - 1)
+    "bounds-const": [(MASK_LOAD, "attend = (n >= 54) & (n < 345)")],
+    "bounds-loaded": [("    lo = split * split_len\n", "    lo = split * split_len\n    last = tl.load(Slot)\n"),
+                      (MASK_LOAD, "attend = (n >= last - 291) & (n < last)")],
+    "bounds-skip": [("    lo = split * split_len\n", "    lo = split * split_len\n    last = tl.load(Slot)\n"),
+                    ("for start in range(lo, hi, BLOCK_N):",
+                     "for start in range((last - 291) // BLOCK_N * BLOCK_N, hi, BLOCK_N):"),
+                    (MASK_LOAD, "attend = (n >= last - 291) & (n < last)")],
+    "no-mask": [(MASK_LOAD, "attend = n < hi")],  # every slot up to kv_len, padding included
 }  # fmt: skip
 
 
@@ -57,7 +67,7 @@ def load(path: Path):
     return module
 
 
-def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[dict]:
+def measure(rows: int, generated: int, layers: int, kernels: dict, old, sweep: list | None = None) -> list[dict]:
     """The cases' microseconds per layer at ``rows`` rows."""
     heads, kv_heads, dim, prompt, bucket = 32, 8, 64, 218, 128
     slot = prompt + generated - 1
@@ -70,19 +80,21 @@ def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[
               for _ in range(layers)]  # fmt: skip
     valid = torch.zeros(rows, length, dtype=torch.bool, device="cuda")  # the slots written before the new one
     valid[:, prompt // 4 : slot] = True  # (some left padding)
+    attended = rows * (slot - prompt // 4)
     attend = valid[:, :kv_len].clone()  # the previous design's mask: the new token's slot too
     attend[:, slot] = True
     cos, sin = torch.randn(2, rows, dim, **dev)
     at = torch.tensor([slot], device="cuda")
     q_in = q.contiguous()  # the query as the previous design's rotary kernel left it
 
-    def run(case: str, warps: int, stages: int):
+    def run(case: str, warps: int, stages: int, block: int = 128, splits: int | None = None):
         def fn():
             for keys, values in caches:
                 if case == "new":
                     token = attention.NewToken(k, v, cos, sin, at)
                     attention.decode_attention(q.unsqueeze(2), keys, values, valid[:, :kv_len], 0.125, new=token,
-                                               num_warps=warps, num_stages=stages)  # fmt: skip
+                                               block=block, num_warps=warps, num_stages=stages,
+                                               splits=splits)  # fmt: skip
                     continue
                 query = q_in
                 if case == "old":
@@ -97,6 +109,18 @@ def measure(rows: int, generated: int, layers: int, kernels: dict, old) -> list[
         return fn
 
     results = []
+    if sweep:  # the shipped kernel with the new token over block sizes, warps, stages and splits
+        for block, warps, stages, splits in sweep:
+            try:
+                us = timed(run("new", warps, stages, block, splits), repeats=20) / layers
+            except Exception as e:  # noqa: BLE001 -- e.g. out of shared memory: the other settings still run
+                print(f"block={block} warps={warps} stages={stages}: {type(e).__name__}: {e}"[:300])
+                continue
+            results.append({"rows": rows, "kernel": "shipped", "case": "new", "block": block, "warps": warps,
+                            "stages": stages, "splits": splits, "us": us,
+                            "tb_s": attended * 2 * kv_heads * dim * 2 / us / 1e6})  # fmt: skip
+            print(json.dumps(results[-1]), flush=True)
+        return results
     for name, pair in kernels.items():
         attention._kernels = lambda pair=pair: pair
         cases = [("new", 2, 2), ("new", 4, 2)]
@@ -118,13 +142,23 @@ def main() -> None:
     p.add_argument("--generated", type=int, default=128)
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--old-kernels", type=Path)
+    p.add_argument("--sweep", action="store_true", help="only the shipped kernel over blocks, warps and stages")
+    p.add_argument("--splits", type=int, nargs="+", help="with --sweep: these split counts at the default block, "
+                   "warps and stages (otherwise: the loop's own choice)")  # fmt: skip
     p.add_argument("--json")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp())
     kernels = {"shipped": attention._kernels()}
     kernels.update({name: variant(name, patches, folder) for name, patches in PATCHES.items()})
     old = load(args.old_kernels) if args.old_kernels else None
-    results = [row for rows in args.rows for row in measure(rows, args.generated, args.layers, kernels, old)]
+    sweep = None
+    if args.sweep:
+        sweep = [(block, warps, stages, None) for block in (64, 128, 256) for warps in (2, 4, 8)
+                 for stages in (1, 2, 3, 4)]  # fmt: skip
+        if args.splits:
+            sweep = [(128, warps, 2, splits) for splits in args.splits for warps in (2, 4)]
+    results = [row for rows in args.rows
+               for row in measure(rows, args.generated, args.layers, kernels, old, sweep)]  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
 
