@@ -11,7 +11,8 @@ the weights then never move afterwards, which the CUDA graphs of every decoder s
 Only while :func:`applied` (the decoder decoding), a group's first projection computes the whole group in one GEMM
 and the others return their parts of it; a later member given another input than the first (a model calling them in
 another order) computes its own, so the results stay right. Groups of equal widths (gate/up) run as one batched GEMM
-whose parts come out contiguous (Liger's SwiGLU would copy strided slices); q/k/v are slices of one ``F.linear``.
+whose parts come out contiguous (Liger's SwiGLU would copy strided slices); q/k/v are slices of one ``F.linear``,
+except in a prefill (more than :data:`SEPARATE_QKV_FROM` tokens), where each runs its own.
 
 ``fused_projections`` (a backend option): ``None`` (auto) = on for a CUDA model with fusable layers; ``False`` = off;
 ``True`` = on (also on CPU), or an error saying why it cannot be.
