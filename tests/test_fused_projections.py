@@ -105,13 +105,11 @@ def test_applied_runs_one_gemm_per_group_inside_the_block_only(model, linear_cal
             assert linear_calls == [128, 32]
             torch.testing.assert_close(other, F.linear(y, attn.v_proj.weight, attn.v_proj.bias))
             linear_calls.clear()
-            separate_from = fused_projections.SEPARATE_QKV_FROM
             monkeypatch.setattr(fused_projections, "SEPARATE_QKV_FROM", 5)  # x has 6 tokens: a "prefill"
             q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
             assert linear_calls == [64, 32, 32] and q.is_contiguous() and k.is_contiguous()  # each its own GEMM
             for proj, out in ((attn.q_proj, q), (attn.k_proj, k), (attn.v_proj, v)):
                 torch.testing.assert_close(out, F.linear(x, proj.weight, proj.bias))
-            monkeypatch.setattr(fused_projections, "SEPARATE_QKV_FROM", separate_from)
         linear_calls.clear()
         after = model(IDS).logits
     assert len(linear_calls) == 15

@@ -31,7 +31,7 @@ from guard_eval.generation.fused_kernels import _base
 
 GROUPS = (("self_attn", ("q_proj", "k_proj", "v_proj")), ("mlp", ("gate_proj", "up_proj")))
 # q/k/v of more tokens than this (a prefill) run as their own GEMMs: one GEMM saves nothing at that size, and its
-# strided q/k slices make Liger's rotary kernel copy them (5 of the 169 ms of a 256-row prefill on an H200).
+# strided q/k slices make Liger's rotary kernel copy them (5 of the 166 ms of a 256-row prefill on an H200).
 SEPARATE_QKV_FROM = 4096
 
 

@@ -44,7 +44,7 @@ def encode_batch(tokenizer, texts: list[str], add_special_tokens: bool, per_thre
     threads = min(os.cpu_count() or 1, len(texts) // per_thread)
     if backend is None or backend.truncation or backend.padding or threads < 2:
         return tokenizer(texts, add_special_tokens=add_special_tokens)["input_ids"]
-    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # (tokenizers < 0.21 lacks the first)
+    encode = getattr(backend, "encode_batch_fast", backend.encode_batch)  # (older tokenizers lack the first)
     size = -(-len(texts) // threads)
 
     def ids(start: int) -> list[list[int]]:
