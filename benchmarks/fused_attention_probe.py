@@ -6,7 +6,8 @@ Times one decode step's attention over 16 layers' caches (Llama-3.2-1B shape: 32
 the new token (the query already rotated, the key already written), with it, and variants of the kernel source with
 one part of the new-token path removed (text patches of ``_decode_attention_kernels.py`` in a temporary module).
 ``--old-kernels FILE``: also the previous design from that kernel module, its ``rotary_store`` kernel then the
-attention. Microseconds per layer, median of 20 replays.
+attention. Microseconds per layer, median of 20 replays. ``--sweep``: only the shipped kernel with the new token, over
+block sizes, warps and stages (or, with ``--splits``, split counts).
 
     python benchmarks/fused_attention_probe.py --rows 256 64 \\
         --old-kernels .gpu/old/guard_eval/generation/_decode_attention_kernels.py
@@ -37,7 +38,7 @@ PATCHES = {
                       ".to(Q.dtype.element_ty)"),
                      "        q = tl.load(q_rows + d[None, :], mask=in_group, other=0.0)")],
     "no-store": [("    tl.store(k_slot + d, k)\n    tl.store(v_slot + d, v)\n", "")],
-    # the attended slots from bounds instead of the mask (the probe's rows attend to slots 54 .. the new one's - 1)
+    # the attended slots from bounds instead of the mask: the rows attend to slots 54 .. 344 (the default --generated)
     "bounds-const": [(MASK_LOAD, "attend = (n >= 54) & (n < 345)")],
     "bounds-loaded": [("    lo = split * split_len\n", "    lo = split * split_len\n    last = tl.load(Slot)\n"),
                       (MASK_LOAD, "attend = (n >= last - 291) & (n < last)")],
@@ -143,8 +144,8 @@ def main() -> None:
     p.add_argument("--layers", type=int, default=16)
     p.add_argument("--old-kernels", type=Path)
     p.add_argument("--sweep", action="store_true", help="only the shipped kernel over blocks, warps and stages")
-    p.add_argument("--splits", type=int, nargs="+", help="with --sweep: these split counts at the default block, "
-                   "warps and stages (otherwise: the loop's own choice)")  # fmt: skip
+    p.add_argument("--splits", type=int, nargs="+", help="with --sweep: these split counts (128-slot blocks, 2 stages, "
+                   "2 and 4 warps) instead of the settings grid")  # fmt: skip
     p.add_argument("--json")
     args = p.parse_args()
     folder = Path(tempfile.mkdtemp())
