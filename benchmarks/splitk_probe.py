@@ -28,6 +28,7 @@ import triton.language as tl
 
 # (benchmarks/ is on the path when run as a script)
 from decode_attention_bench import timed
+from gemm_probe import SHAPES as GEMMS
 
 
 @triton.jit
@@ -89,7 +90,7 @@ def norm(parts, residual, weight, out, rout):
                    num_warps=8)  # fmt: skip
 
 
-SHAPES = {"qkv": (2048, 3072), "o_proj": (2048, 2048), "down": (8192, 2048)}
+SHAPES = {name: GEMMS[name] for name in ("qkv", "o_proj", "down")}  # (K, N): the narrow ones
 # (BM, BN, BK, splits, warps, stages) tried per (shape, rows)
 CONFIGS = {
     ("down", 256): [(128, 128, 64, 4, 8, 4), (128, 128, 128, 4, 8, 3), (256, 128, 64, 8, 8, 3), (128, 64, 64, 2, 4, 4),
